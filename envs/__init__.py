@@ -1,0 +1,7 @@
+"""metarl's built-in task families. Importing this package registers every one of them.
+
+Each module defines one family: its TaskDistribution (parameters and splits), its batched
+implementation(s) and its single Gymnasium env, and registers them under ``metarl/<Name>-v0``.
+"""
+
+from envs import point_nav  # noqa: F401
