@@ -1,0 +1,234 @@
+"""Policies with functional parameters.
+
+Feed-forward policies map observations to distribution parameters; their weights are used
+through :func:`torch.func.functional_call`, so MAML's inner loop evaluates adapted weights without
+ever mutating the module. :meth:`MLPPolicy.distribution` takes plain weights (``{name: tensor}``)
+or weights stacked on a leading task axis (``{name: [task, ...]}``), the latter evaluated for
+every task at once with :func:`torch.func.vmap`.
+
+:class:`RecurrentActorCritic` is the RL² agent: a GRU whose input it builds itself from
+(observation, previous action, previous reward, done flag), identically on every backend, and
+whose hidden state the caller resets only at trial boundaries.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import gymnasium as gym
+import torch
+from torch import nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.func import functional_call, vmap
+
+__all__ = [
+    "MLPPolicy",
+    "GaussianMLPPolicy",
+    "CategoricalMLPPolicy",
+    "make_mlp_policy",
+    "RecurrentActorCritic",
+    "Params",
+    "space_dim",
+    "sample_action",
+]
+
+Params = dict[str, torch.Tensor]
+Activation = Literal["relu", "tanh"]
+
+# Distribution argument validation costs a host sync per call; shapes are checked by the envs.
+Distribution.set_default_validate_args(False)
+
+
+def space_dim(space: gym.Space) -> int:
+    """Flat size of an observation space, or the number of actions / action dims."""
+    if isinstance(space, gym.spaces.Discrete):
+        return int(space.n)
+    return int(math.prod(space.shape or (1,)))
+
+
+def sample_action(dist: Distribution, generator: torch.Generator) -> torch.Tensor:
+    """Draw from a policy distribution with an explicit generator (``Distribution.sample`` only
+    reads the global RNG). Categorical: Gumbel-max; Gaussian: reparameterised normal draw."""
+    if isinstance(dist, Categorical):
+        logits = dist.logits
+        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        gumbel = -torch.log(-torch.log(u.clamp(min=torch.finfo(u.dtype).tiny)))
+        return (logits + gumbel).argmax(dim=-1)
+    base = dist.base_dist if isinstance(dist, Independent) else dist
+    if isinstance(base, Normal):
+        eps = torch.randn(base.loc.shape, generator=generator, device=base.loc.device,
+                          dtype=base.loc.dtype)
+        return base.loc + base.scale * eps
+    raise TypeError(f"sample_action does not know {type(dist).__name__}")
+
+
+def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation) -> nn.Sequential:
+    act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+    layers: list[nn.Module] = []
+    for h in hidden:
+        layers += [nn.Linear(in_dim, h), act()]
+        in_dim = h
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class MLPPolicy(nn.Module, ABC):
+    """Base of the feed-forward policies: ``forward(obs)`` returns the distribution's inputs."""
+
+    def params(self) -> Params:
+        """The module's parameters as a plain dict (the meta-parameters of MAML)."""
+        return dict(self.named_parameters())
+
+    @abstractmethod
+    def make_distribution(self, out: torch.Tensor) -> Distribution:
+        """The action distribution from the output of ``forward``."""
+
+    def distribution(
+        self, obs: torch.Tensor, params: Params | None = None, task_batched: bool = False
+    ) -> Distribution:
+        """Action distribution at ``obs`` under ``params`` (the module's own by default).
+
+        With ``task_batched=True`` every tensor of ``params`` has a leading task axis and
+        ``obs`` is ``[task, ...]``: one vmapped forward evaluates all tasks' weights together.
+        """
+        if params is None:
+            return self.make_distribution(self(obs))
+        if not task_batched:
+            return self.make_distribution(functional_call(self, params, (obs,)))
+        out = vmap(lambda p, o: functional_call(self, p, (o,)))(params, obs)
+        return self.make_distribution(out)
+
+
+class GaussianMLPPolicy(MLPPolicy):
+    """Diagonal Gaussian with a state-independent, learned log standard deviation.
+
+    ``forward`` returns ``[..., 2 * act_dim]``: the mean and the log std broadcast to it.
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
+                 activation: Activation = "tanh", init_std: float = 1.0, min_log_std: float = -5.0):
+        super().__init__()
+        self.act_dim = act_dim
+        self.mean = _mlp(obs_dim, hidden, act_dim, activation)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+        self.min_log_std = min_log_std
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        mean = self.mean(obs)
+        log_std = self.log_std.clamp(min=self.min_log_std).expand_as(mean)
+        return torch.cat([mean, log_std], dim=-1)
+
+    def make_distribution(self, out: torch.Tensor) -> Distribution:
+        mean, log_std = out.split(self.act_dim, dim=-1)
+        return Independent(Normal(mean, log_std.exp()), 1)
+
+
+class CategoricalMLPPolicy(MLPPolicy):
+    """Categorical distribution over ``num_actions`` actions; ``forward`` returns logits."""
+
+    def __init__(self, obs_dim: int, num_actions: int, hidden: Sequence[int] = (64, 64),
+                 activation: Activation = "tanh"):
+        super().__init__()
+        self.logits = _mlp(obs_dim, hidden, num_actions, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(obs)
+
+    def make_distribution(self, out: torch.Tensor) -> Distribution:
+        return Categorical(logits=out)
+
+
+def make_mlp_policy(
+    observation_space: gym.Space, action_space: gym.Space, hidden: Sequence[int] = (64, 64),
+    activation: Activation = "tanh", init_std: float = 1.0,
+) -> MLPPolicy:
+    """The feed-forward policy that fits the spaces (Gaussian for Box, categorical for Discrete)."""
+    obs_dim = space_dim(observation_space)
+    if isinstance(action_space, gym.spaces.Discrete):
+        return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden, activation)
+    if isinstance(action_space, gym.spaces.Box):
+        return GaussianMLPPolicy(obs_dim, space_dim(action_space), hidden, activation, init_std)
+    raise ValueError(f"action space {action_space} is not supported: use Discrete or Box")
+
+
+class MLPValue(nn.Module):
+    """State-value network ``V(obs) -> [...]``."""
+
+    def __init__(self, obs_dim: int, hidden: Sequence[int] = (64, 64), activation: Activation = "tanh"):
+        super().__init__()
+        self.net = _mlp(obs_dim, hidden, 1, activation)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+class RecurrentActorCritic(nn.Module):
+    """GRU actor-critic for RL² (Duan et al. 2016, arXiv:1611.02779).
+
+    The input at step t is ``[obs_t, onehot(a_{t-1}) or a_{t-1}, r_{t-1}, d_{t-1}]`` where
+    ``d_{t-1}`` says the previous step ended an episode: inside a trial the agent sees episode
+    boundaries but keeps its memory. Actor and critic share the GRU; each has a linear head.
+    """
+
+    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
+                 hidden_size: int = 256, init_std: float = 1.0):
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        self.obs_dim = space_dim(observation_space)
+        self.act_dim = space_dim(action_space)
+        self.hidden_size = hidden_size
+        self.input_dim = self.obs_dim + self.act_dim + 2
+        self.gru = nn.GRU(self.input_dim, hidden_size)
+        self.pi = nn.Linear(hidden_size, self.act_dim)
+        self.v = nn.Linear(hidden_size, 1)
+        # Small policy-head init keeps the first trials close to uniform (as in CleanRL's PPO).
+        nn.init.orthogonal_(self.pi.weight, 0.01)
+        nn.init.zeros_(self.pi.bias)
+        self.log_std = None if self.discrete else nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.zeros(batch, self.hidden_size, device=device)
+
+    def build_input(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
+                    prev_done: torch.Tensor) -> torch.Tensor:
+        """``[..., input_dim]`` from ``obs [..., obs_dim]``, ``prev_action [...]`` (discrete) or
+        ``[..., act_dim]``, ``prev_reward [...]``, ``prev_done [...]``."""
+        if self.discrete:
+            a = nn.functional.one_hot(prev_action.long(), self.act_dim).to(obs.dtype)
+        else:
+            a = prev_action.to(obs.dtype)
+        return torch.cat([obs.reshape(*prev_reward.shape, self.obs_dim), a,
+                          prev_reward.unsqueeze(-1).to(obs.dtype),
+                          prev_done.unsqueeze(-1).to(obs.dtype)], dim=-1)
+
+    def _heads(self, features: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        out = self.pi(features)
+        if self.discrete:
+            dist: Distribution = Categorical(logits=out)
+        else:
+            assert self.log_std is not None
+            dist = Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
+        return dist, self.v(features).squeeze(-1)
+
+    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
+        """One step for a batch: ``inputs [B, in]``, ``hidden [B, H]`` -> (dist, value [B], hidden)."""
+        out, h = self.gru(inputs.unsqueeze(0), hidden.unsqueeze(0))
+        dist, value = self._heads(out[0])
+        return dist, value, h[0]
+
+    def sequence(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[Distribution, torch.Tensor]:
+        """Whole trials at once: ``inputs [T, B, in]`` from a fresh (or given) state.
+
+        Equals calling :meth:`step` T times; used by PPO to recompute log-probs over sequences.
+        """
+        h0 = None if hidden is None else hidden.unsqueeze(0)
+        out, _ = self.gru(inputs, h0)
+        return self._heads(out)
+
+    @staticmethod
+    def reset_at(hidden: torch.Tensor, trial_start: torch.Tensor) -> torch.Tensor:
+        """Zero the hidden state of rows where a new trial starts (and only there)."""
+        return hidden * (~trial_start).unsqueeze(-1).to(hidden.dtype)

@@ -1,0 +1,148 @@
+"""The rollout engine: run an actor for a number of episodes in every environment of a batch.
+
+A rollout of ``num_episodes`` episodes lasts exactly ``num_episodes * max_episode_steps`` steps,
+which bounds any such trial. Steps of an environment that has already finished its episodes
+(early termination) are kept but masked out (``Trajectory.mask``), so the loop never asks the
+host whether everyone is done: on a GPU backend it runs without a single host sync per step.
+
+The actor is a plain function, so the same engine serves every learner:
+
+    act(obs, prev_action, prev_reward, prev_done, state) -> (action, log_prob, value, state)
+
+Feed-forward actors ignore the ``prev_*`` arguments and the state; the RL² actor builds its GRU
+input from them and carries its hidden state in ``state``. A trial starts with the rollout, so
+the recurrent state is fresh at the first step and is never reset inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+
+from metarl.env import BatchedEnv
+
+__all__ = ["Trajectory", "Actor", "rollout", "to_task_major"]
+
+Actor = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any],
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, Any],
+]
+
+
+def to_task_major(x: torch.Tensor, num_tasks: int) -> torch.Tensor:
+    """``[time, num_envs, ...]`` -> ``[task, env, time, ...]`` (row i = task * envs_per_task + j)."""
+    t, n = x.shape[:2]
+    return x.reshape(t, num_tasks, n // num_tasks, *x.shape[2:]).movedim(0, 2)
+
+
+@dataclass
+class Trajectory:
+    """A batch of trials (or single episodes), laid out ``[task, env, time, ...]``.
+
+    ``episode[..., t]`` is the index of the episode step ``t`` belongs to within the trial and
+    ``step[..., t]`` the step's index within that episode. ``mask`` is false on the steps run after
+    an environment completed its ``num_episodes`` episodes.
+    """
+
+    obs: torch.Tensor  # [task, env, time, *obs_shape]
+    actions: torch.Tensor  # [task, env, time] (discrete) or [task, env, time, act_dim]
+    rewards: torch.Tensor  # [task, env, time]
+    terminated: torch.Tensor  # [task, env, time] bool
+    truncated: torch.Tensor  # [task, env, time] bool
+    log_probs: torch.Tensor  # [task, env, time] under the behaviour policy
+    values: torch.Tensor | None  # [task, env, time] if the actor has a critic
+    mask: torch.Tensor  # [task, env, time] bool
+    episode: torch.Tensor  # [task, env, time] long
+    step: torch.Tensor  # [task, env, time] long
+    num_episodes: int
+
+    @property
+    def dones(self) -> torch.Tensor:
+        return self.terminated | self.truncated
+
+    @property
+    def num_tasks(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def num_steps(self) -> int:
+        """Environment steps that count (masked steps excluded): a host sync, use off the hot path."""
+        return int(self.mask.sum())
+
+    def episode_returns(self) -> torch.Tensor:
+        """``[task, env, episode]`` undiscounted return of each episode of the trial."""
+        out = self.rewards.new_zeros(*self.rewards.shape[:2], self.num_episodes)
+        idx = self.episode.clamp(max=self.num_episodes - 1)
+        return out.scatter_add_(2, idx, self.rewards * self.mask.to(self.rewards.dtype))
+
+    def shifted(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` delayed by one step along time, zero at the first step (the ``prev_*`` inputs)."""
+        out = torch.zeros_like(x)
+        out[:, :, 1:] = x[:, :, :-1]
+        return out
+
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Trajectory:
+        """A trajectory with ``fn`` applied to every tensor (e.g. ``.to(device)`` or a slice)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Trajectory(**{k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()})
+
+
+@torch.no_grad()
+def rollout(
+    env: BatchedEnv,
+    act: Actor,
+    num_episodes: int = 1,
+    state: Any = None,
+    seed: int | None = None,
+) -> Trajectory:
+    """Reset ``env`` and run ``act`` until every environment has finished ``num_episodes``.
+
+    The env's tasks must be set. Returns the trajectory in ``[task, env, time]`` layout with
+    ``time = num_episodes * env.max_episode_steps``.
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes={num_episodes} must be >= 1")
+    horizon = num_episodes * env.max_episode_steps
+    n, dev = env.num_envs, env.device
+    obs = env.reset(seed=seed)
+    episode = torch.zeros(n, dtype=torch.long, device=dev)
+    step = torch.zeros(n, dtype=torch.long, device=dev)
+    prev_reward = torch.zeros(n, dtype=obs.dtype, device=dev)
+    prev_done = torch.zeros(n, dtype=torch.bool, device=dev)
+    act_shape = env.single_action_space.shape or ()
+    prev_action = (torch.zeros(n, dtype=torch.long, device=dev) if env.is_discrete_action
+                   else torch.zeros(n, *act_shape, dtype=obs.dtype, device=dev))
+
+    buf: dict[str, torch.Tensor] = {}
+
+    def record(name: str, t: int, x: torch.Tensor) -> None:
+        if name not in buf:
+            buf[name] = torch.empty(horizon, *x.shape, dtype=x.dtype, device=dev)
+        buf[name][t] = x
+
+    for t in range(horizon):
+        action, log_prob, value, state = act(obs, prev_action, prev_reward, prev_done, state)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        done = terminated | truncated
+        record("obs", t, obs)
+        record("actions", t, action)
+        record("rewards", t, reward)
+        record("terminated", t, terminated)
+        record("truncated", t, truncated)
+        record("log_probs", t, log_prob)
+        if value is not None:
+            record("values", t, value)
+        record("mask", t, episode < num_episodes)
+        record("episode", t, episode.clone())
+        record("step", t, step.clone())
+        episode += done
+        step = torch.where(done, 0, step + 1)
+        prev_action, prev_reward, prev_done, obs = action, reward, done, next_obs
+
+    k = env.num_tasks
+    data = {name: to_task_major(x, k) for name, x in buf.items()}
+    data.setdefault("values", None)  # type: ignore[arg-type]
+    return Trajectory(**data, num_episodes=num_episodes)
