@@ -6,6 +6,8 @@
 * ``set_tasks(TaskBatch)`` fixes the tasks until it is called again (resets keep them).
 * ``reset() -> obs`` and ``step(action) -> (obs, reward, terminated, truncated, info)``, all
   torch tensors on ``env.device``.
+* ``terminated`` and ``truncated`` are never both true: a terminal step at the time limit is
+  terminal.
 * Autoreset happens inside the step that ends an episode (Gymnasium's SAME_STEP mode): the
   returned ``obs`` of a finished row is already the first observation of its next episode and the
   true last observation is ``info["final_obs"]``.

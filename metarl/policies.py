@@ -109,16 +109,27 @@ class GaussianMLPPolicy(MLPPolicy):
     """
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
-                 activation: Activation = "tanh", init_std: float = 1.0, min_log_std: float = -5.0):
+                 activation: Activation = "tanh", init_std: float = 1.0, min_log_std: float = -5.0,
+                 action_scale: Sequence[float] | None = None):
         super().__init__()
         self.act_dim = act_dim
         self.mean = _mlp(obs_dim, hidden, act_dim, activation)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
         self.min_log_std = min_log_std
+        # Optional affine map from the network's [-1, 1]-scaled action space to the env's box, as
+        # rllab's ``normalize(env)`` that the MAML experiments ran under (Finn et al. 2017 code):
+        # mean and std are multiplied by the half-width, so step sizes keep their published scale.
+        # A plain attribute rather than a buffer: it is not a parameter and not checkpoint state.
+        self.action_scale: torch.Tensor | None = (
+            None if action_scale is None else torch.as_tensor(action_scale, dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         mean = self.mean(obs)
         log_std = self.log_std.clamp(min=self.min_log_std).expand_as(mean)
+        if self.action_scale is not None:
+            scale = self.action_scale.to(mean)
+            mean = mean * scale
+            log_std = log_std + scale.log()
         return torch.cat([mean, log_std], dim=-1)
 
     def make_distribution(self, out: torch.Tensor) -> Distribution:
@@ -143,14 +154,27 @@ class CategoricalMLPPolicy(MLPPolicy):
 
 def make_mlp_policy(
     observation_space: gym.Space, action_space: gym.Space, hidden: Sequence[int] = (64, 64),
-    activation: Activation = "tanh", init_std: float = 1.0,
+    activation: Activation = "tanh", init_std: float = 1.0, scale_to_action_space: bool = False,
 ) -> MLPPolicy:
-    """The feed-forward policy that fits the spaces (Gaussian for Box, categorical for Discrete)."""
+    """The feed-forward policy that fits the spaces (Gaussian for Box, categorical for Discrete).
+
+    ``scale_to_action_space`` (Box with finite, symmetric bounds): the Gaussian acts in [-1, 1]
+    units scaled to the box's half-width, like rllab's ``normalize(env)`` (see GaussianMLPPolicy).
+    """
     obs_dim = space_dim(observation_space)
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden, activation)
     if isinstance(action_space, gym.spaces.Box):
-        return GaussianMLPPolicy(obs_dim, space_dim(action_space), hidden, activation, init_std)
+        scale = None
+        if scale_to_action_space:
+            low, high = action_space.low.ravel(), action_space.high.ravel()
+            if not (math.isfinite(float(abs(low).max())) and math.isfinite(float(abs(high).max()))
+                    and (low == -high).all()):
+                raise ValueError(f"scale_to_action_space needs finite symmetric bounds; the action "
+                                 f"space is {action_space}")
+            scale = [float(h) for h in high]
+        return GaussianMLPPolicy(obs_dim, space_dim(action_space), hidden, activation, init_std,
+                                 action_scale=scale)
     raise ValueError(f"action space {action_space} is not supported: use Discrete or Box")
 
 

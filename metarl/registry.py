@@ -133,16 +133,44 @@ def register_task_env(
     return spec
 
 
-def _vector_entry(env_id: str) -> Callable[..., BatchedEnv]:
+class TorchVectorEnv(gym.vector.VectorEnv):
+    """Gymnasium's VectorEnv API over a batched torch env (``gymnasium.make_vec``).
+
+    ``reset`` returns ``(obs, info)`` as Gymnasium users expect; arrays stay torch tensors on the
+    env's device. One task per env, drawn from the ``train`` split with seed 0 until
+    ``set_tasks`` is called.
+    """
+
+    def __init__(self, env: BatchedEnv):
+        self.env = env
+        self.num_envs = env.num_envs
+        self.single_observation_space = env.single_observation_space
+        self.single_action_space = env.single_action_space
+        self.observation_space = gym.vector.utils.batch_space(env.single_observation_space, self.num_envs)
+        self.action_space = gym.vector.utils.batch_space(env.single_action_space, self.num_envs)
+        self.metadata = dict(env.metadata)
+
+    def set_tasks(self, tasks: Any) -> None:
+        self.env.set_tasks(tasks)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):  # type: ignore[override]
+        return self.env.reset(seed=seed if isinstance(seed, int) else None), {}
+
+    def step(self, actions: Any):  # type: ignore[override]
+        return self.env.step(torch.as_tensor(actions, device=self.env.device))
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self.env.close()
+
+
+def _vector_entry(env_id: str) -> Callable[..., gym.vector.VectorEnv]:
     """``gymnasium.make_vec(id, num_envs)`` -> the torch batched env, one task per env."""
 
-    def make(num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> BatchedEnv:
+    def make(num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> gym.vector.VectorEnv:
         env = make_batched_env(env_id, num_tasks=num_envs, backend="torch", **kwargs)
-        seed_tasks = make_distribution(env_id, **kwargs).sample(
-            num_envs, "train", torch.Generator().manual_seed(0)
-        )
-        env.set_tasks(seed_tasks)
-        return env
+        env.set_tasks(make_distribution(env_id, **kwargs).sample(
+            num_envs, "train", torch.Generator().manual_seed(0)))
+        return TorchVectorEnv(env)
 
     return make
 

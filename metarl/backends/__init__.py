@@ -1,0 +1,1 @@
+"""Batched environment backends behind ``make_batched_env`` (see DESIGN.md)."""
