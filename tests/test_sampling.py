@@ -1,0 +1,63 @@
+"""The rollout engine's episode bookkeeping, on point navigation with early termination."""
+
+import torch
+from conftest import gen
+
+import metarl
+from metarl.sampling import rollout
+
+
+def _env(goal):
+    env = metarl.make_batched_env("metarl/PointNav-v0", 2, 1, dtype=torch.float64,
+                                  max_episode_steps=4)
+    env.set_tasks(metarl.TaskBatch("point_nav", "train", {"goal": torch.tensor(goal)}))
+    return env
+
+
+def _constant(action):
+    def act(obs, *_):
+        a = torch.tensor(action, dtype=obs.dtype).expand(obs.shape[0], 2)
+        return a, torch.zeros(obs.shape[0]), None, None
+    return act
+
+
+def test_masks_episodes_and_returns_with_early_termination():
+    # Task 0: goal (0.1, 0.1) reached by the first step -> episodes of 1 step each.
+    # Task 1: goal far away -> 4-step episodes (time limit).
+    env = _env([[0.1, 0.1], [0.5, 0.5]])
+    traj = rollout(env, _constant([0.1, 0.1]), num_episodes=2)
+    assert traj.rewards.shape == (2, 1, 8)  # [task, env, time], time = 2 episodes * 4 steps
+    assert traj.mask[0, 0].tolist() == [True, True] + [False] * 6
+    assert traj.mask[1, 0].all()
+    assert traj.episode[1, 0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert traj.step[1, 0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert traj.terminated[0, 0, :2].all() and traj.truncated[1, 0, 3]
+    # task 1 positions (0.1k, 0.1k), k = 1..4: distance to (0.5, 0.5) = (0.5 - 0.1k) * sqrt(2)
+    expected = -sum((0.5 - 0.1 * k) * 2**0.5 for k in range(1, 5))
+    returns = traj.episode_returns()  # [task, env, episode]
+    assert torch.allclose(returns[1, 0], torch.tensor([expected, expected], dtype=torch.float64))
+    # (goals are float32 task parameters: 0.1 is off by ~1.5e-9 in float64)
+    assert torch.allclose(returns[0, 0], torch.zeros(2, dtype=torch.float64), atol=1e-8)
+    assert traj.num_steps == 2 + 8
+
+
+def test_shifted_gives_previous_step_inputs():
+    env = _env([[0.5, 0.5], [0.5, 0.5]])
+    traj = rollout(env, _constant([0.1, 0.0]), num_episodes=1)
+    prev_r = traj.shifted(traj.rewards)
+    assert prev_r[:, :, 0].eq(0).all() and torch.equal(prev_r[:, :, 1:], traj.rewards[:, :, :-1])
+
+
+def test_rollout_is_seeded():
+    env = metarl.make_batched_env("metarl/PointNav-v0", 2, 2)
+    env.set_tasks(metarl.make_distribution("metarl/PointNav-v0").sample(2, "train", gen(0)))
+
+    def noisy(seed):
+        g = gen(seed)
+
+        def act(obs, *_):
+            return torch.randn(obs.shape, generator=g), torch.zeros(obs.shape[0]), None, None
+        return act
+
+    a, b = rollout(env, noisy(1)), rollout(env, noisy(1))
+    assert torch.equal(a.rewards, b.rewards)

@@ -1,0 +1,159 @@
+"""Runs end to end: run directory, TensorBoard events, checkpoints and resume, divergence, CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import metarl
+from metarl.checkpoint import load_checkpoint, save_checkpoint
+from metarl.config import ConfigError, RunConfig, from_dict
+from metarl.training import DivergenceError, train
+
+
+def _cfg(tmp_path, total_steps: int, **overrides) -> RunConfig:
+    data = {
+        "algorithm": "multitask_ppo", "env": "metarl/PointNav-v0", "name": "t", "seed": 3,
+        "total_env_steps": total_steps, "runs_dir": str(tmp_path), "checkpoint_every": 1,
+        # no early termination: exactly 4 tasks * 2 envs * 100 steps = 800 steps per iteration
+        "env_kwargs": {"goal_tolerance": 0.0},
+        "eval": {"num_tasks": 4, "splits": ["test"]},
+        "algo": {"tasks_per_iteration": 4, "envs_per_task": 2, "hidden": [16],
+                 "ppo": {"epochs": 2, "num_minibatches": 2}},
+    }
+    data.update(overrides)
+    return from_dict(RunConfig, data)
+
+
+def test_run_directory_holds_config_tasks_events_checkpoint_and_results(tmp_path):
+    run = train(_cfg(tmp_path, 1600), progress=False)
+    record = json.loads((run / "config.json").read_text())
+    assert record["config"]["seed"] == 3 and record["algo_resolved"]["envs_per_task"] == 2
+    tasks = metarl.TaskBatch.from_json((run / "tasks" / "test.json").read_text())
+    assert len(tasks) == 4 and tasks.split == "test"
+    assert list(run.glob("events.out.tfevents.*"))
+    results = json.loads((run / "results.json").read_text())
+    assert results["multitask_ppo"]["test"]["num_tasks"] == 4
+    assert (run / "adaptation.png").stat().st_size > 1000
+    assert load_checkpoint(run)["env_steps"] == 1600
+
+
+def test_tensorboard_events_hold_the_taxonomy_keys(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = train(_cfg(tmp_path, 1600), progress=False)
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for key in ("meta_train/return", "loss/policy", "loss/value", "optim/approx_kl",
+                "time/sps", "meta_test/test/return_episode_1"):
+        assert key in tags, key
+    assert [e.step for e in acc.Scalars("meta_train/return")] == [800, 1600]  # env-step axis
+
+
+def test_resume_continues_the_same_curve(tmp_path):
+    straight = train(_cfg(tmp_path / "a", 2400), progress=False)
+    interrupted = train(_cfg(tmp_path / "b", 800), progress=False)
+    resumed = train(_cfg(tmp_path / "b", 2400), resume=interrupted, progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert a["env_steps"] == b["env_steps"] == 2400
+    for k, v in a["policy"].items():
+        assert torch.equal(v, b["policy"][k]), k
+    assert torch.equal(a["task_generator"], b["task_generator"])
+
+
+def test_checkpoint_write_is_atomic_and_keeps_the_previous(tmp_path):
+    save_checkpoint({"x": 1}, tmp_path)
+    save_checkpoint({"x": 2}, tmp_path)
+    assert load_checkpoint(tmp_path)["x"] == 2
+    assert torch.load(tmp_path / "checkpoint.prev.pt")["x"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))
+    (tmp_path / "checkpoint.pt").unlink()  # killed between the two renames
+    assert load_checkpoint(tmp_path)["x"] == 1
+
+
+class _NaNRewards(metarl.TaskEnv):
+    """A user family in a few lines: 1-D reaching, with a NaN reward to test divergence."""
+
+    class Tasks(metarl.TaskDistribution):
+        family = "reach1d"
+
+        def _sample(self, n, split, generator):
+            return {"target": 2 * torch.rand(n, generator=generator) - 1}
+
+    distribution = Tasks()
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float64)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    nan = False
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = 0.0
+        return np.array([self.x]), {}
+
+    def step(self, action):
+        self.x += float(np.clip(action[0], -1, 1))
+        reward = float("nan") if self.nan else -abs(self.x - float(self.task["target"]))
+        return np.array([self.x]), reward, False, False, {}
+
+
+class _NaNReach(_NaNRewards):
+    nan = True
+
+
+def test_a_user_family_registers_and_trains_on_the_gymnasium_backend(tmp_path):
+    metarl.register_task_env("user/Reach1D-v0", distribution=_NaNRewards.Tasks(),
+                             entry_point=_NaNRewards, max_episode_steps=10)
+    assert metarl.make_batched_env("user/Reach1D-v0", 2).__class__.__name__ == "GymnasiumBatchedEnv"
+    assert metarl.check_task_env("user/Reach1D-v0")["task_changes_outcome"] == "ok"
+    cfg = _cfg(tmp_path, 160, env="user/Reach1D-v0", env_kwargs={})
+    run = train(cfg, progress=False)
+    assert json.loads((run / "results.json").read_text())["multitask_ppo"]["test"]["num_tasks"] == 4
+
+
+def test_divergence_stops_the_run_with_a_message(tmp_path):
+    metarl.register_task_env("user/NaNReach-v0", distribution=_NaNRewards.Tasks(),
+                             entry_point=_NaNReach, max_episode_steps=10)
+    with pytest.raises(DivergenceError, match="non-finite"):
+        train(_cfg(tmp_path, 1000, env="user/NaNReach-v0", env_kwargs={}), progress=False)
+
+
+def test_unknown_env_algorithm_and_config_key_are_named_with_what_exists(tmp_path):
+    with pytest.raises(ValueError, match=r"'metarl/PointNv-v0'.*Did you mean 'metarl/PointNav-v0'"):
+        train(_cfg(tmp_path, 100, env="metarl/PointNv-v0"), progress=False)
+    with pytest.raises(ValueError, match=r"algorithm='mutlitask_ppo'.*multitask_ppo"):
+        train(_cfg(tmp_path, 100, algorithm="mutlitask_ppo"), progress=False)
+    with pytest.raises(ConfigError, match=r"unknown key algo\.envs_per_tsk.*envs_per_task"):
+        train(_cfg(tmp_path, 100, algo={"envs_per_tsk": 2}), progress=False)
+    with pytest.raises(ConfigError, match=r"config\.total_env_steps='many' must be an integer"):
+        _cfg(tmp_path, "many")
+
+
+def _cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "metarl", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_train_default_smoke_and_eval(tmp_path):
+    out = _cli("train", "--quiet", "--set", "total_env_steps=4000", "--set", "eval.num_tasks=4",
+               "--set", "algo.tasks_per_iteration=4", "--set", "algo.envs_per_task=2", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "adaptation.png").exists() and "trial return" in out.stdout
+    again = _cli("eval", str(run), "--splits", "ood", "--num-tasks", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((run / "results.json").read_text())["multitask_ppo"]["ood"]["num_tasks"] == 3
+
+
+def test_cli_list_and_bad_input(tmp_path):
+    out = _cli("list", cwd=tmp_path)
+    assert out.returncode == 0 and "metarl/PointNav-v0" in out.stdout and "multitask_ppo" in out.stdout
+    bad = _cli("train", "--set", "algo.lr=1", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown key algo.lr" in bad.stderr
+    missing = _cli("train", "nope.toml", cwd=tmp_path)
+    assert missing.returncode == 2 and "presets" in missing.stderr
