@@ -225,8 +225,9 @@ def plot_adaptation(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    splits = sorted({s for per_split in results.values() for s in per_split})
+    splits = list(dict.fromkeys(s for per_split in results.values() for s in per_split))
     fig, axes = plt.subplots(1, len(splits), figsize=(5.5 * len(splits), 4), squeeze=False)
     for ax, split in zip(axes[0], splits, strict=True):
         xlabel = "episode"
@@ -239,6 +240,7 @@ def plot_adaptation(
             ci = torch.tensor(r.ci95).nan_to_num(0.0)
             ax.plot(r.points, mean, marker="o" if len(r.points) <= 20 else None, label=agent)
             ax.fill_between(r.points, mean - ci, mean + ci, alpha=0.2)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_xlabel(xlabel)
         ax.set_ylabel("return")
         ax.set_title(f"{title} [{split}]".strip())
