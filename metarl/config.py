@@ -107,7 +107,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{path} must be a table of {tp.__name__} fields, got {value!r}")
+            raise ConfigError(f"{path} must be a table of {_type_name(tp)} fields, got {value!r}")
         return from_dict(tp, value, path)  # type: ignore[arg-type]
     if origin in (tuple, list, Sequence) or tp in (tuple, list):
         if not isinstance(value, list | tuple):

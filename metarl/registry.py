@@ -223,15 +223,15 @@ def make_batched_env(
     ``mujoco`` for MuJoCo families), or ``gymnasium`` when it has none.
     """
     spec = task_env_spec(env_id)
-    backend = backend or spec.default_backend  # type: ignore[assignment]
-    check_choice(f"backend for {env_id}", backend, spec.backends)
+    chosen: str = backend or spec.default_backend
+    check_choice(f"backend for {env_id}", chosen, spec.backends)
     kw = _merged_kwargs(spec, kwargs)
-    if backend == "gymnasium":
+    if chosen == "gymnasium":
         from metarl.backends.gym_vector import GymnasiumBatchedEnv
 
         return GymnasiumBatchedEnv(env_id, num_tasks, envs_per_task, device,
                                    distribution=make_distribution(env_id, **kwargs), **kw)
-    factory = _load(spec.batched_entry_points[backend])
+    factory = _load(spec.batched_entry_points[chosen])
     return _call_accepting(factory, dict(num_tasks=num_tasks, envs_per_task=envs_per_task,
                                          device=device, **kw))  # type: ignore[no-any-return]
 
@@ -282,7 +282,7 @@ def check_task_env(env_id: str, seed: int = 0, steps: int = 50, **kwargs: Any) -
         trace = [np.asarray(obs, dtype=np.float64).ravel()]
         for a in actions:
             obs, r, term, trunc, _ = env.step(a)
-            trace.append(np.append(np.asarray(obs, dtype=np.float64).ravel(), r))
+            trace.append(np.append(np.asarray(obs, dtype=np.float64).ravel(), float(r)))
             if term or trunc:
                 obs, _ = env.reset()
         return np.concatenate(trace)

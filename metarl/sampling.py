@@ -86,7 +86,7 @@ class Trajectory:
 
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Trajectory:
         """A trajectory with ``fn`` applied to every tensor (e.g. ``.to(device)`` or a slice)."""
-        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         return Trajectory(**{k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()})
 
 
@@ -144,5 +144,5 @@ def rollout(
 
     k = env.num_tasks
     data = {name: to_task_major(x, k) for name, x in buf.items()}
-    data.setdefault("values", None)  # type: ignore[arg-type]
-    return Trajectory(**data, num_episodes=num_episodes)
+    return Trajectory(**data, values=data.pop("values", None),  # type: ignore[arg-type]
+                      num_episodes=num_episodes)

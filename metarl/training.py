@@ -43,7 +43,7 @@ def build_algorithm(cfg: RunConfig) -> Algorithm:
     """The algorithm of ``cfg`` with its ``[algo]`` table checked against its Config class."""
     task_env_spec(cfg.env)  # unknown env ids fail here, with close matches
     cls = get_algorithm(cfg.algorithm)
-    algo_cfg = from_dict(cls.Config, cfg.algo, "algo")
+    algo_cfg: Any = from_dict(cls.Config, cfg.algo, "algo")
     return cls(cfg.env, algo_cfg, seed=cfg.seed, device=cfg.device, backend=cfg.backend,
                env_kwargs=cfg.env_kwargs)
 
