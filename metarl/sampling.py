@@ -17,7 +17,7 @@ the recurrent state is fresh at the first step and is never reset inside it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -86,8 +86,8 @@ class Trajectory:
 
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Trajectory:
         """A trajectory with ``fn`` applied to every tensor (e.g. ``.to(device)`` or a slice)."""
-        kw: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        return Trajectory(**{k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in kw.items()})
+        tensors = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: fn(v) for k, v in tensors.items() if isinstance(v, torch.Tensor)})
 
 
 @torch.no_grad()
