@@ -87,7 +87,8 @@ class Trajectory:
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Trajectory:
         """A trajectory with ``fn`` applied to every tensor (e.g. ``.to(device)`` or a slice)."""
         tensors = {f.name: getattr(self, f.name) for f in fields(self)}
-        return replace(self, **{k: fn(v) for k, v in tensors.items() if isinstance(v, torch.Tensor)})
+        changed = {k: fn(v) for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+        return replace(self, **changed)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
