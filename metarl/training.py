@@ -113,18 +113,18 @@ def evaluate_run(algo: Algorithm, cfg: RunConfig, run_dir: Path,
 def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train ``cfg.algorithm`` on ``cfg.env`` until ``cfg.total_env_steps``; return the run dir."""
     torch.set_num_threads(cfg.torch_threads)
-    algo = build_algorithm(cfg)
-    evaluator = make_evaluator(cfg)
-    if resume is not None:
-        run_dir = Path(resume)
-        algo.load_state_dict(load_checkpoint(run_dir, map_location=cfg.device))
-    else:
-        run_dir = make_run_dir(cfg.runs_dir, cfg.name or cfg.algorithm, cfg.seed)
-        _write_run_record(cfg, algo, evaluator, run_dir)
-    logger = Logger(run_dir, cfg.total_env_steps, algo.env_steps, progress,
-                    description=f"{cfg.algorithm} {cfg.env}")
-    try:
-        with _stop_on_signals() as flag:
+    with _stop_on_signals() as flag:  # from the start: a signal during setup also exits cleanly
+        algo = build_algorithm(cfg)
+        evaluator = make_evaluator(cfg)
+        if resume is not None:
+            run_dir = Path(resume)
+            algo.load_state_dict(load_checkpoint(run_dir, map_location=cfg.device))
+        else:
+            run_dir = make_run_dir(cfg.runs_dir, cfg.name or cfg.algorithm, cfg.seed)
+            _write_run_record(cfg, algo, evaluator, run_dir)
+        logger = Logger(run_dir, cfg.total_env_steps, algo.env_steps, progress,
+                        description=f"{cfg.algorithm} {cfg.env}")
+        try:
             while algo.env_steps < cfg.total_env_steps and not flag["stop"]:
                 metrics = algo.train_step()
                 _check_finite(metrics, algo.iteration, run_dir)
@@ -137,8 +137,8 @@ def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = Tru
             save_checkpoint(algo.state_dict(), run_dir)
             if not flag["stop"]:
                 evaluate_run(algo, cfg, run_dir, logger)
-    finally:
-        logger.close()
+        finally:
+            logger.close()
     return run_dir
 
 

@@ -157,3 +157,27 @@ def test_cli_list_and_bad_input(tmp_path):
     assert bad.returncode == 2 and "unknown key algo.lr" in bad.stderr
     missing = _cli("train", "nope.toml", cwd=tmp_path)
     assert missing.returncode == 2 and "presets" in missing.stderr
+
+
+def test_sigint_saves_a_checkpoint_before_exit(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metarl", "train", "--quiet", "--set", "total_env_steps=100000000",
+         "--set", "checkpoint_every=1000", "--set", "algo.tasks_per_iteration=2",
+         "--set", "algo.envs_per_task=2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not list(tmp_path.glob("runs/*/events.out.tfevents.*")) and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(3.0)  # iterations in, long before the first periodic checkpoint
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    run = next((tmp_path / "runs").iterdir())
+    assert load_checkpoint(run)["env_steps"] >= 0  # the checkpoint written on the signal
+    assert not (run / "results.json").exists()  # interrupted: no final evaluation
