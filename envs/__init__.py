@@ -4,4 +4,8 @@ Each module defines one family: its TaskDistribution (parameters and splits), it
 implementation(s) and its single Gymnasium env, and registers them under ``metarl/<Name>-v0``.
 """
 
-from envs import point_nav  # noqa: F401
+from envs import (
+    bandits,  # noqa: F401
+    point_nav,  # noqa: F401
+    tabular_mdp,  # noqa: F401
+)

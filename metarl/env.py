@@ -203,7 +203,10 @@ class TaskEnv(gym.Env):
             if len(task) != 1:
                 raise ValueError(f"a single env takes a TaskBatch of 1 task, got {len(task)}")
             task = {k: v[0] for k, v in task.params.items()}
-        expected = set(self.distribution.sample(1, "train", torch.Generator().manual_seed(0)).params)
+        if not hasattr(self, "_param_names"):
+            probe = self.distribution.sample(1, "train", torch.Generator().manual_seed(0))
+            self._param_names = set(probe.params)
+        expected = self._param_names
         if set(task) != expected:
             raise ValueError(f"task has parameters {sorted(task)}; {type(self).__name__} needs "
                              f"{sorted(expected)}")

@@ -106,7 +106,9 @@ def register_task_env(
         batched_entry_points: batched implementations by backend, e.g.
             ``{"torch": "envs.point_nav:PointNavBatched"}``. Without any, the family runs on the
             ``gymnasium`` backend.
-        kwargs: default keyword arguments of the family (passed to envs and distribution).
+        kwargs: default keyword arguments of the family. They go to the envs *and* to the
+            distribution factory, so a distribution takes the options it uses and ignores the
+            rest (``**_``), e.g. ``num_arms`` matters to both, ``reward_std`` only to the env.
     """
     if "/" not in id or "-v" not in id:
         raise ValueError(f"id={id!r} must be namespaced and versioned, like 'metarl/PointNav-v0'")
