@@ -145,5 +145,5 @@ def rollout(
 
     k = env.num_tasks
     data = {name: to_task_major(x, k) for name, x in buf.items()}
-    return Trajectory(**data, values=data.pop("values", None),  # type: ignore[arg-type]
-                      num_episodes=num_episodes)
+    values = data.pop("values", None)  # popped first: `**data` is unpacked before keywords
+    return Trajectory(**data, values=values, num_episodes=num_episodes)  # type: ignore[arg-type]
