@@ -6,6 +6,7 @@ implementation(s) and its single Gymnasium env, and registers them under ``metar
 
 from envs import (
     bandits,  # noqa: F401
+    mujoco_locomotion,  # noqa: F401
     point_nav,  # noqa: F401
     tabular_mdp,  # noqa: F401
 )
