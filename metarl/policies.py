@@ -65,6 +65,22 @@ def sample_action(dist: Distribution, generator: torch.Generator) -> torch.Tenso
     raise TypeError(f"sample_action does not know {type(dist).__name__}")
 
 
+def _batched_mlp(seq: nn.Sequential, prefix: str, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """``seq`` applied with task-stacked weights: ``x [task, N, in]``, ``params[...] [task, ...]``.
+
+    Each ``nn.Linear`` becomes one ``baddbmm`` over the task axis; other layers (activations)
+    are applied as they are. Equal to vmapping ``functional_call`` over the task axis.
+    """
+    for name, layer in seq.named_children():
+        if isinstance(layer, nn.Linear):
+            w = params[f"{prefix}.{name}.weight"].transpose(1, 2)
+            b = params.get(f"{prefix}.{name}.bias")
+            x = torch.bmm(x, w) if b is None else torch.baddbmm(b.unsqueeze(1), x, w)
+        else:
+            x = layer(x)
+    return x
+
+
 def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation) -> nn.Sequential:
     act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
     layers: list[nn.Module] = []
@@ -98,8 +114,16 @@ class MLPPolicy(nn.Module, ABC):
             return self.make_distribution(self(obs))
         if not task_batched:
             return self.make_distribution(functional_call(self, params, (obs,)))
-        out = vmap(lambda p, o: functional_call(self, p, (o,)))(params, obs)
-        return self.make_distribution(out)
+        return self.make_distribution(self.batched_forward(obs, params))
+
+    def batched_forward(self, obs: torch.Tensor, params: Params) -> torch.Tensor:
+        """``forward`` for every task's weights at once (``params`` and ``obs`` lead with task).
+
+        The generic path vmaps ``functional_call``; subclasses made of plain MLPs override it
+        with batched matrix products, which do the same arithmetic with far less per-call
+        overhead (the MAML inner loop calls this on every rollout step and inner step).
+        """
+        return vmap(lambda p, o: functional_call(self, p, (o,)))(params, obs)  # type: ignore[no-any-return]
 
 
 class GaussianMLPPolicy(MLPPolicy):
@@ -124,8 +148,16 @@ class GaussianMLPPolicy(MLPPolicy):
             None if action_scale is None else torch.as_tensor(action_scale, dtype=torch.float32))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        mean = self.mean(obs)
-        log_std = self.log_std.clamp(min=self.min_log_std).expand_as(mean)
+        return self._head(self.mean(obs), self.log_std)
+
+    def batched_forward(self, obs: torch.Tensor, params: Params) -> torch.Tensor:
+        if obs.dim() != 3:
+            return super().batched_forward(obs, params)
+        mean = _batched_mlp(self.mean, "mean", params, obs)  # [task, N, act_dim]
+        return self._head(mean, params["log_std"].unsqueeze(1))
+
+    def _head(self, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+        log_std = log_std.clamp(min=self.min_log_std).expand_as(mean)
         if self.action_scale is not None:
             scale = self.action_scale.to(mean)
             mean = mean * scale
@@ -147,6 +179,11 @@ class CategoricalMLPPolicy(MLPPolicy):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(obs)
+
+    def batched_forward(self, obs: torch.Tensor, params: Params) -> torch.Tensor:
+        if obs.dim() != 3:
+            return super().batched_forward(obs, params)
+        return _batched_mlp(self.logits, "logits", params, obs)
 
     def make_distribution(self, out: torch.Tensor) -> Distribution:
         return Categorical(logits=out)

@@ -11,6 +11,15 @@ __all__ = ["ALGORITHMS", "Algorithm", "get_algorithm"]
 
 ALGORITHMS: dict[str, str] = {
     "multitask_ppo": "metarl.algorithms.multitask_ppo:MultiTaskPPO",
+    "maml_trpo": "metarl.algorithms.maml:MAMLTRPO",
+    "maml_ppo": "metarl.algorithms.maml:MAMLPPO",
+    "fomaml": "metarl.algorithms.maml:FOMAML",
+    "meta_sgd": "metarl.algorithms.maml:MetaSGD",
+    "promp": "metarl.algorithms.maml:ProMP",
+    "reptile": "metarl.algorithms.reptile:Reptile",
+    "pretrained_finetune": "metarl.algorithms.finetune:PretrainedFineTune",
+    "oracle": "metarl.algorithms.oracle:Oracle",
+    "rl2": "metarl.algorithms.rl2:RL2",
 }
 
 

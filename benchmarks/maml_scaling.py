@@ -1,0 +1,144 @@
+"""Time per MAML-TRPO meta-iteration: the task-batched inner loop against a per-task loop.
+
+    python benchmarks/maml_scaling.py                      # meta-batch 1, 10, 40 + paper settings
+    python benchmarks/maml_scaling.py --tasks 1 10 --repeats 2
+
+Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/PointNav-v0``,
+1 inner step, 20 trajectories of 100 steps per task and step, 10 CG iterations):
+
+* ``batched``: metarl's design (DESIGN.md, Policy): one batched env for the meta-batch, weights
+  stacked on a task axis, one forward and one ``autograd.grad`` for every inner step;
+* ``per-task loop``: what a per-task implementation does (pytorch-maml-rl, learn2learn's
+  examples): each task rolls out in its own env, adapts with its own forward and
+  ``autograd.grad``, and evaluates its own surrogate, in a Python loop over tasks.
+
+It prints the seconds per meta-iteration, the time per environment step (the iteration's time
+over the env steps it sampled) and the ratio, then the paper's setting (20 tasks x 20 episodes x
+100 steps) for the batched loop alone. One torch thread; report ``uptime`` load beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from metarl.adaptation import InnerRule, StepBatch, StepSize
+from metarl.algorithms.maml import MAMLTRPO, MAMLConfig
+from metarl.policies import MLPPolicy, Params
+
+ENV = "metarl/PointNav-v0"
+
+
+class LoopRule(InnerRule):
+    """The inner step as a Python loop over tasks: one forward and one autograd.grad per task."""
+
+    def step(self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize,
+             create_graph: bool) -> Params:
+        outs = []
+        for i in range(batch.num_tasks):
+            one = StepBatch(*(x[i:i + 1] for x in (batch.obs, batch.actions, batch.advantages,
+                                                    batch.log_probs, batch.weight)))
+            outs.append(super().step(policy, {k: v[i:i + 1] for k, v in params.items()}, one,
+                                     lr, create_graph))
+        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+
+
+def _loop_forward(policy: MLPPolicy):  # noqa: ANN202
+    def forward(obs: torch.Tensor, params: Params) -> torch.Tensor:
+        return torch.stack([functional_call(policy, {k: v[i] for k, v in params.items()},
+                                            (obs[i],)) for i in range(obs.shape[0])])
+    return forward
+
+
+class PerTaskMAML(MAMLTRPO):
+    """MAML-TRPO computed task by task (sampling, inner steps, surrogate, KL)."""
+
+    def __init__(self, env_id: str, config: MAMLConfig, **kwargs: Any):
+        super().__init__(env_id, config, **kwargs)
+        self.rule = LoopRule(**{f: getattr(self.rule, f) for f in self.rule.__dataclass_fields__})
+        self.policy.batched_forward = _loop_forward(self.policy)  # type: ignore[method-assign]
+        self.task_envs = [self.make_env(1, config.episodes_per_task)
+                          for _ in range(config.meta_batch_size)]
+
+    def sample(self, with_query: bool = True) -> tuple[list[StepBatch], StepBatch | None,
+                                                       list[float], int]:
+        tasks, batched_env, meta_batch = self.env.tasks, self.env, self.config.meta_batch_size
+        assert tasks is not None
+        per_task = []
+        self.config = replace(self.config, meta_batch_size=1)
+        try:
+            for i, env in enumerate(self.task_envs):
+                env.set_tasks(tasks.select([i]))
+                self.env = env
+                per_task.append(super().sample(with_query))
+        finally:
+            self.env, self.config = batched_env, replace(self.config, meta_batch_size=meta_batch)
+
+        def cat(batches: list[StepBatch]) -> StepBatch:
+            return StepBatch(*(torch.cat([getattr(b, f) for b in batches]) for f in
+                               ("obs", "actions", "advantages", "log_probs", "weight")))
+
+        support = [cat([r[0][k] for r in per_task]) for k in range(len(per_task[0][0]))]
+        query = cat([r[1] for r in per_task]) if with_query else None  # type: ignore[misc]
+        returns = [statistics.fmean(r[2][k] for r in per_task) for k in range(len(per_task[0][2]))]
+        return support, query, returns, sum(r[3] for r in per_task)
+
+
+def time_iterations(cls: type, tasks: int, episodes: int, repeats: int, warmup: int,
+                    **overrides: Any) -> tuple[float, float]:
+    """(median seconds per meta-iteration, env steps per iteration)."""
+    cfg = MAMLConfig(meta_batch_size=tasks, episodes_per_task=episodes, **overrides)
+    algo = cls(ENV, cfg, seed=1)
+    times, steps = [], []
+    for i in range(warmup + repeats):
+        t = time.perf_counter()
+        m = algo.train_step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+            steps.append(m["env_steps"])
+    return statistics.median(times), statistics.fmean(steps)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", type=int, nargs="+", default=[1, 10, 40])
+    p.add_argument("--episodes", type=int, default=20, help="trajectories per task and step")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--skip-paper", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    load = os.getloadavg()
+    print(f"# MAML-TRPO (second order) on {ENV}, {args.episodes} trajectories x 100 steps per "
+          f"task and step; torch {torch.__version__}, 1 thread, {os.cpu_count()} CPUs; "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    header = (f"{'tasks':>5} | {'batched s/iter':>14} | {'us/env step':>11} | "
+              f"{'per-task s/iter':>15} | {'us/env step':>11} | {'speed-up':>8}")
+    print(header)
+    print("-" * len(header))
+    for n in args.tasks:
+        tb, sb = time_iterations(MAMLTRPO, n, args.episodes, args.repeats, args.warmup)
+        tl, sl = time_iterations(PerTaskMAML, n, args.episodes, args.repeats, args.warmup)
+        print(f"{n:>5} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {tl:>15.3f} | "
+              f"{1e6 * tl / sl:>11.2f} | {tl / tb:>7.1f}x", flush=True)
+    if not args.skip_paper:
+        print("\n# paper setting: 20 tasks x 20 trajectories x 100 steps, batched")
+        for label, kw in [("exact curvature through the inner step (fvp_subsample 0.1)", {}),
+                          ("Fisher at the adapted weights (fvp_through_inner=False)",
+                           {"fvp_through_inner": False})]:
+            t, s = time_iterations(MAMLTRPO, 20, 20, args.repeats, args.warmup, **kw)
+            print(f"{label}: {t:.3f} s/iter, {1e6 * t / s:.2f} us/env step ({s:.0f} steps)",
+                  flush=True)
+    load = os.getloadavg()
+    print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs behind experiments/results/maml_point_nav.md, one at a time (one torch thread each).
+# Each line of experiments/results/maml_point_nav_runs.tsv records the preset, seed, wall-clock
+# seconds and the load average before/after; experiments/maml_point_nav_table.py builds the table.
+#
+#   bash experiments/maml_point_nav_runs.sh main        # MAML-TRPO, 3 seeds (the priority)
+#   bash experiments/maml_point_nav_runs.sh baselines   # random (3 seeds), pretrained, oracle
+#   bash experiments/maml_point_nav_runs.sh variants    # every variant at the 3M-step budget
+#   bash experiments/maml_point_nav_runs.sh lr01        # MAML-TRPO with the appendix's 0.1
+#   bash experiments/maml_point_nav_runs.sh two_step    # MAML-TRPO trained with 2 inner steps
+#   python experiments/maml_point_nav_table.py > experiments/results/maml_point_nav.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=runs/maml_table
+LOG=experiments/results/maml_point_nav_runs.tsv
+mkdir -p "$RUNS" experiments/results
+[ -f "$LOG" ] || printf 'preset\tseed\twall_s\tload_before\tload_after\trun_dir\n' > "$LOG"
+
+run() {  # preset seed
+  local preset=$1 seed=$2 t0 t1 out dir
+  local load0; load0=$(cut -d' ' -f1 /proc/loadavg)
+  t0=$(date +%s.%N)
+  out=$(python -m metarl.cli train "experiments/$preset.toml" --quiet --set "seed=$seed" \
+        --set "runs_dir=$RUNS")
+  t1=$(date +%s.%N)
+  dir=$(printf '%s\n' "$out" | sed -n 's/^run directory: //p')
+  printf '%s\t%s\t%.1f\t%s\t%s\t%s\n' "$preset" "$seed" "$(echo "$t1 - $t0" | bc)" "$load0" \
+    "$(cut -d' ' -f1 /proc/loadavg)" "$dir" >> "$LOG"
+  printf '%s\n' "$out" | tail -n 3
+}
+
+case "${1:-main}" in
+  main) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav "$s"; done ;;
+  baselines)
+    for s in 1 2 3; do run maml_baseline_random_point_nav "$s"; done
+    run maml_baseline_pretrained_point_nav 1
+    run maml_baseline_oracle_point_nav 1 ;;
+  variants)
+    for p in maml_trpo_point_nav_budget3m maml_fomaml_point_nav maml_meta_sgd_point_nav \
+             maml_ppo_point_nav maml_promp_point_nav maml_reptile_point_nav; do
+      run "$p" 1
+    done ;;
+  lr01) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01 "$s"; done ;;
+  two_step) run maml_trpo_point_nav_2step 1 ;;
+  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,399 @@
+"""MAML for reinforcement learning and its policy-gradient relatives, as one class.
+
+MAML (Finn et al. 2017, arXiv:1703.03400, Algorithm 3) meta-learns an initialization ``theta``
+such that one or a few policy-gradient steps on a new task's trajectories give a good policy:
+
+    for each iteration:
+        sample a meta-batch of tasks
+        for k in 0..K-1: sample trajectories with theta_k, theta_{k+1} = theta_k - alpha grad L(theta_k)
+        sample query trajectories with the adapted theta_K
+        outer update of theta on the query surrogate, differentiated through the inner steps
+
+The variants differ in exactly one of those parts (DESIGN.md, Algorithms), chosen by the config:
+
+=========== ====================== ============================ ===============================
+variant     inner objective        step sizes                   outer update
+=========== ====================== ============================ ===============================
+MAML-TRPO   ``vpg``                fixed                        TRPO, second order
+MAML-PPO    ``vpg``                fixed                        clipped surrogate (Adam)
+FOMAML      ``vpg``                fixed                        TRPO, ``first_order``
+Meta-SGD    ``vpg``                learned per parameter        TRPO over (theta, alpha)
+ProMP       ``lvc``                fixed                        clipped surrogate + inner KL
+Reptile     ``vpg``                fixed                        theta += eps (theta_K - theta)
+=========== ====================== ============================ ===============================
+
+Reptile lives in :mod:`metarl.algorithms.reptile` as a different ``outer_update``. The inner
+loop itself is :class:`metarl.adaptation.InnerRule`: batched over the meta-batch, never a Python
+loop over tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from metarl.adaptation import (
+    InnerObjective,
+    InnerRule,
+    StepBatch,
+    StepSize,
+    detach_distribution,
+    expand_params,
+    kl_per_task,
+    make_actor,
+    step_size_schedule,
+)
+from metarl.algorithms.base import Algorithm
+from metarl.algorithms.trpo import trpo_step
+from metarl.env import BatchedEnv
+from metarl.evaluation import AdaptationCurve
+from metarl.policies import Params, make_mlp_policy
+from metarl.sampling import rollout
+from metarl.tasks import TaskBatch
+
+__all__ = ["MAML", "MAMLConfig", "MAMLTRPO", "MAMLPPO", "FOMAML", "MetaSGD", "ProMP",
+           "LearnedStepSizes"]
+
+
+@dataclass
+class MAMLConfig:
+    """Hyperparameters of the MAML family. Defaults: the MAML paper's 2D navigation setting
+    (ANCHORS.md section 3), with the official code's inner step 0.5."""
+
+    meta_batch_size: int = 20
+    """Tasks per meta-iteration."""
+    episodes_per_task: int = 20
+    """Trajectories per task for each inner step and for the query set (parallel envs)."""
+    num_inner_steps: int = 1
+    """Inner policy-gradient steps during meta-training."""
+    inner_lr: float = 0.5
+    """Inner step size alpha (official code 0.5; the paper's appendix says 0.1)."""
+    inner_lr_multipliers: tuple[float, ...] = (1.0,)
+    """Step-size factor of training inner step k (last one repeated), e.g. (1.0, 0.5) to train
+    two steps with the evaluation's halving schedule."""
+    inner_objective: InnerObjective = "vpg"
+    """``vpg`` (MAML) or ``lvc`` (ProMP's low-variance curvature objective)."""
+    first_order: bool = False
+    """Drop the second-order terms: the inner gradient is treated as a constant (FOMAML)."""
+    meta_sgd: bool = False
+    """Learn one inner step size per parameter (Meta-SGD), initialised to ``inner_lr``."""
+    outer: Literal["trpo", "ppo", "reptile"] = "trpo"
+    """Outer update: TRPO (MAML-TRPO), clipped surrogate with Adam (MAML-PPO, ProMP), Reptile."""
+    hidden: tuple[int, ...] = (100, 100)
+    """Policy MLP hidden sizes (paper: 2 x 100)."""
+    activation: Literal["relu", "tanh"] = "relu"
+    """Policy hidden activation (paper: ReLU)."""
+    init_std: float = 1.0
+    """Initial standard deviation, in units of the action box's half-width if ``scale_actions``."""
+    scale_actions: bool = True
+    """Policy acts in [-1, 1] scaled to the action box, as rllab's ``normalize(env)`` in the
+    official MAML code; keeps the published step sizes meaningful."""
+    gamma: float = 0.99
+    """Discount."""
+    gae_lambda: float = 1.0
+    """GAE lambda of the advantages (1.0: Monte-Carlo return minus the linear baseline)."""
+    normalize_advantages: bool = True
+    """Standardize advantages per task (rllab's ``center_adv``)."""
+    max_kl: float = 0.01
+    """TRPO: KL trust region of the post-adaptation policies."""
+    cg_iters: int = 10
+    """TRPO: conjugate-gradient iterations."""
+    cg_damping: float = 1e-5
+    """TRPO: damping added to the Fisher-vector products."""
+    ls_max_steps: int = 15
+    """TRPO: backtracking line-search steps."""
+    ls_backtrack_ratio: float = 0.8
+    """TRPO: shrink factor of each line-search step."""
+    fvp_subsample: float = 0.1
+    """TRPO: fraction of each task's steps the Fisher-vector products use (the TRPO paper's
+    appendix C subsamples them the same way); the gradient and line search use all steps."""
+    fvp_through_inner: bool = True
+    """TRPO: curvature = Hessian of the post-adaptation KL through the inner steps (exact);
+    False: the Fisher at the adapted parameters (drops d theta'/d theta, much cheaper)."""
+    outer_lr: float = 1e-3
+    """PPO/ProMP: Adam step size; Reptile: interpolation factor epsilon."""
+    outer_epochs: int = 5
+    """PPO/ProMP: gradient steps on each meta-batch (ProMP: 5)."""
+    clip_coef: float = 0.2
+    """PPO/ProMP: clipping range of the post-adaptation likelihood ratio (ProMP: 0.3)."""
+    inner_kl_coef: float = 0.0
+    """PPO/ProMP: penalty on KL(sampling policy || current policy) of every inner step's policy
+    (ProMP: 5e-4)."""
+    eval_num_steps: int = 3
+    """Inner steps at evaluation (the curve has points 0..eval_num_steps)."""
+    eval_inner_lr: float | None = None
+    """Step size of the first evaluation step (None: ``inner_lr``)."""
+    eval_lr_multipliers: tuple[float, ...] = (1.0, 0.5)
+    """Step-size factor of evaluation step k (last one repeated): (1.0, 0.5) halves after the
+    first step as the MAML paper's test script did."""
+    eval_episodes: int = 40
+    """Trajectories per task and evaluation step (paper: 40)."""
+
+
+class LearnedStepSizes(nn.Module):
+    """Meta-SGD's per-parameter inner step sizes (Li et al. 2017, arXiv:1707.09835, eq. 2).
+
+    ``theta_i' = theta - alpha (.) grad L_i(theta)`` with ``alpha`` the same shape as ``theta``,
+    learned by the outer loop alongside it.
+    """
+
+    def __init__(self, params: Params, init: float):
+        super().__init__()
+        self.names = list(params)
+        self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, init))
+                                       for p in params.values()])
+
+    def as_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.alpha, strict=True))
+
+
+class MAML(Algorithm):
+    """The MAML policy-gradient family; the config picks the variant (see the module docstring)."""
+
+    Config = MAMLConfig
+
+    def __init__(self, env_id: str, config: MAMLConfig, **kwargs: Any):
+        super().__init__(env_id, config, **kwargs)
+        c = config
+        if c.num_inner_steps < 1:
+            raise ValueError(f"num_inner_steps={c.num_inner_steps} must be >= 1")
+        self.env = self.make_env(c.meta_batch_size, c.episodes_per_task)
+        self.policy = make_mlp_policy(self.env.single_observation_space,
+                                      self.env.single_action_space, c.hidden, c.activation,
+                                      c.init_std, scale_to_action_space=c.scale_actions,
+                                      ).to(self.device)
+        self.rule = InnerRule(c.inner_objective, c.gamma, c.gae_lambda, c.normalize_advantages)
+        self.step_sizes = (LearnedStepSizes(self.policy.params(), c.inner_lr).to(self.device)
+                           if c.meta_sgd else None)
+        self.eval_envs_per_task = c.eval_episodes
+        self.track(policy=self.policy, env=self.env)
+        if self.step_sizes is not None:
+            self.track(step_sizes=self.step_sizes)
+        self.optimizer: torch.optim.Optimizer | None = None
+        if c.outer == "ppo":
+            self.optimizer = torch.optim.Adam(self.meta_parameters(), lr=c.outer_lr)
+            self.track(optimizer=self.optimizer)
+
+    # --- parameters --------------------------------------------------------------------------
+    def meta_parameters(self) -> list[torch.Tensor]:
+        """What the outer loop learns: the policy's weights (and Meta-SGD's step sizes)."""
+        out: list[torch.Tensor] = list(self.policy.parameters())
+        if self.step_sizes is not None:
+            out += list(self.step_sizes.parameters())
+        return out
+
+    def inner_lr(self) -> StepSize:
+        return self.step_sizes.as_dict() if self.step_sizes is not None else self.config.inner_lr
+
+    # --- one meta-iteration --------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        self.env.set_tasks(self.sample_tasks(c.meta_batch_size))
+        support, query, returns, steps = self.sample(with_query=c.outer != "reptile")
+        metrics = self.outer_update(support, query)
+        self.env_steps += steps
+        self.iteration += 1
+        metrics.update({f"meta_train/return_step_{k}": r for k, r in enumerate(returns)})
+        metrics["meta_train/return"] = returns[-1]
+        metrics["env_steps"] = float(steps)
+        return metrics
+
+    @torch.no_grad()
+    def sample(self, with_query: bool = True) -> tuple[list[StepBatch], StepBatch | None,
+                                                       list[float], int]:
+        """Trajectories of every inner step (and the query set) for the tasks set in ``env``.
+
+        Step ``k``'s trajectories come from the policy adapted ``k`` times; the adaptation here
+        carries no graph (the outer update recomputes it differentiably from the same data).
+        Returns (support batches, query batch or None, mean return per rollout, env steps).
+        """
+        c = self.config
+        dtype = next(self.policy.parameters()).dtype
+        theta: Params | None = None  # None: the module's own weights, no task axis needed
+        lrs = self.train_step_sizes(c.num_inner_steps)
+        support: list[StepBatch] = []
+        returns, steps = [], 0
+        for k in range(c.num_inner_steps + int(with_query)):
+            traj = rollout(self.env, make_actor(self.policy, theta, c.meta_batch_size,
+                                                self.action_generator))
+            returns.append(float(traj.episode_returns().mean()))
+            steps += traj.num_steps
+            batch = self.rule.process(traj, dtype)
+            if k == c.num_inner_steps:
+                return support, batch, returns, steps
+            support.append(batch)
+            start = theta if theta is not None else expand_params(
+                {n: p.detach() for n, p in self.policy.params().items()}, c.meta_batch_size)
+            lr = lrs[k]
+            step_lr = lr if isinstance(lr, float) else {n: a.detach() for n, a in lr.items()}
+            theta = {n: v.detach() for n, v in
+                     self.rule.step(self.policy, start, batch, step_lr, False).items()}
+        return support, None, returns, steps
+
+    def adapt(self, support: list[StepBatch], create_graph: bool) -> list[Params]:
+        """The inner steps recomputed from ``theta`` on the sampled support data."""
+        theta = expand_params(self.policy.params(), support[0].num_tasks)
+        return self.rule.adapt(self.policy, theta, support, self.train_step_sizes(len(support)),
+                               create_graph)
+
+    def train_step_sizes(self, num_steps: int) -> list[StepSize]:
+        return step_size_schedule(self.inner_lr(), self.config.inner_lr_multipliers, num_steps)
+
+    # --- outer updates -------------------------------------------------------------------------
+    def outer_update(self, support: list[StepBatch], query: StepBatch | None) -> dict[str, float]:
+        assert query is not None
+        if self.config.outer == "trpo":
+            return self.trpo_update(support, query)
+        return self.ppo_update(support, query)
+
+    def trpo_update(self, support: list[StepBatch], query: StepBatch) -> dict[str, float]:
+        """MAML-TRPO: TRPO on the post-adaptation surrogate, second order through the inner
+        steps unless ``first_order`` (Finn et al. 2017, section 5.3)."""
+        c = self.config
+        second_order = not c.first_order
+        chain = self.adapt(support, create_graph=second_order)
+        dist = self.policy.distribution(query.obs, chain[-1], True)
+        old = detach_distribution(dist)
+        old_logp = old.log_prob(query.actions)
+        ratio = torch.exp(dist.log_prob(query.actions) - old_logp)
+        loss = -query.mean(ratio * query.advantages).mean()
+
+        def evaluate() -> tuple[torch.Tensor, torch.Tensor]:
+            new = self.policy.distribution(query.obs, self.adapt(support, False)[-1], True)
+            ratio = torch.exp(new.log_prob(query.actions) - old_logp)
+            return (-query.mean(ratio * query.advantages).mean(),
+                    kl_per_task(old, new, query).mean())
+
+        return trpo_step(self.meta_parameters(), loss, self.curvature_kl(support, query, chain),
+                         evaluate, c.max_kl, c.cg_iters, c.cg_damping, c.ls_max_steps,
+                         c.ls_backtrack_ratio)
+
+    def curvature_kl(self, support: list[StepBatch], query: StepBatch,
+                     chain: list[Params]) -> torch.Tensor:
+        """KL(pi_old' || pi') on a subsample, zero with zero gradient at ``theta``: its Hessian
+        is TRPO's metric. Through the inner steps (recomputed on the subsampled support data,
+        so the old policy is the same function) unless ``fvp_through_inner`` is off, in which
+        case the adapted weights enter with ``d theta'/d theta = I``."""
+        c = self.config
+        sub_query = query.subsample(c.fvp_subsample, self.generator)
+        if c.fvp_through_inner and not c.first_order:
+            sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
+            adapted = self.adapt(sub_support, create_graph=True)[-1]
+        else:
+            theta = expand_params(self.policy.params(), query.num_tasks)
+            adapted = {n: chain[-1][n].detach() + theta[n] - theta[n].detach() for n in theta}
+        dist = self.policy.distribution(sub_query.obs, adapted, True)
+        return kl_per_task(detach_distribution(dist), dist, sub_query).mean()
+
+    def ppo_update(self, support: list[StepBatch], query: StepBatch) -> dict[str, float]:
+        """Clipped-surrogate outer loop (MAML-PPO; ProMP, Rothfuss et al. 2019, Algorithm 1).
+
+        ``outer_epochs`` Adam steps on the same meta-batch, each recomputing the inner steps from
+        the current ``theta``. ProMP adds ``inner_kl_coef`` times the KL between each inner
+        step's sampling policy and its current counterpart, which keeps the pre-update policies
+        near the ones that collected the support data.
+        """
+        c = self.config
+        assert self.optimizer is not None
+        with torch.no_grad():
+            chain = self.adapt(support, create_graph=False)
+            olds = [detach_distribution(self.policy.distribution(b.obs, p, True))
+                    for b, p in zip(support, chain, strict=False)]
+        stats: dict[str, list[float]] = {"loss/surrogate": [], "optim/inner_kl": [],
+                                         "optim/clip_fraction": []}
+        for _ in range(c.outer_epochs):
+            chain = self.adapt(support, create_graph=not c.first_order)
+            dist = self.policy.distribution(query.obs, chain[-1], True)
+            ratio = torch.exp(dist.log_prob(query.actions) - query.log_probs)
+            clipped = ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)
+            surrogate = torch.min(ratio * query.advantages, clipped * query.advantages)
+            loss = -query.mean(surrogate).mean()
+            inner_kl = torch.stack([
+                kl_per_task(old, self.policy.distribution(b.obs, p, True), b).mean()
+                for old, b, p in zip(olds, support, chain, strict=False)]).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss + c.inner_kl_coef * inner_kl).backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                frac = query.mean(((ratio - 1).abs() > c.clip_coef).to(ratio.dtype)).mean()
+            for k, v in zip(stats, (loss, inner_kl, frac), strict=True):
+                stats[k].append(float(v.detach()))
+        return {k: sum(v) / len(v) for k, v in stats.items()}
+
+    # --- evaluation ------------------------------------------------------------------------------
+    def eval_step_sizes(self) -> list[StepSize]:
+        c = self.config
+        base: StepSize = self.inner_lr()
+        if c.eval_inner_lr is not None:
+            base = (c.eval_inner_lr if isinstance(base, float)
+                    else {n: a * (c.eval_inner_lr / c.inner_lr) for n, a in base.items()})
+        if not isinstance(base, float):
+            base = {n: a.detach() for n, a in base.items()}
+        return step_size_schedule(base, c.eval_lr_multipliers, c.eval_num_steps)
+
+    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
+                         generator: torch.Generator) -> AdaptationCurve:
+        """Return after 0..``eval_num_steps`` inner steps, ``eval_episodes`` trajectories each."""
+        return self.rule.curve(self.policy, env, tasks, self.eval_step_sizes(), generator,
+                               self.config.eval_episodes)
+
+
+# --- the named variants: the same class, a different default for one part ---------------------
+@dataclass
+class MAMLTRPOConfig(MAMLConfig):
+    """MAML-TRPO: the MAML paper's RL algorithm (second-order meta-gradient, TRPO outer)."""
+
+
+@dataclass
+class MAMLPPOConfig(MAMLConfig):
+    """MAML with a clipped-surrogate (PPO) outer loop, several Adam steps per meta-batch."""
+
+    outer: Literal["trpo", "ppo", "reptile"] = "ppo"
+
+
+@dataclass
+class FOMAMLConfig(MAMLConfig):
+    """First-order MAML: no Hessian-vector products through the inner step."""
+
+    first_order: bool = True
+
+
+@dataclass
+class MetaSGDConfig(MAMLConfig):
+    """Meta-SGD: per-parameter inner step sizes learned with TRPO alongside the weights."""
+
+    meta_sgd: bool = True
+
+
+@dataclass
+class ProMPConfig(MAMLConfig):
+    """ProMP (Rothfuss et al. 2019): LVC inner objective, clipped outer objective (clip 0.3,
+    5 Adam steps of 1e-3) and an inner KL penalty of 5e-4."""
+
+    inner_objective: InnerObjective = "lvc"
+    outer: Literal["trpo", "ppo", "reptile"] = "ppo"
+    clip_coef: float = 0.3
+    inner_kl_coef: float = 5e-4
+
+
+class MAMLTRPO(MAML):
+    Config = MAMLTRPOConfig
+
+
+class MAMLPPO(MAML):
+    Config = MAMLPPOConfig
+
+
+class FOMAML(MAML):
+    Config = FOMAMLConfig
+
+
+class MetaSGD(MAML):
+    Config = MetaSGDConfig
+
+
+class ProMP(MAML):
+    Config = ProMPConfig

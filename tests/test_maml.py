@@ -1,0 +1,139 @@
+"""The MAML family on small point-navigation problems: variants, evaluation protocol, baselines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from metarl.adaptation import InnerRule, step_size_schedule
+from metarl.algorithms import get_algorithm
+from metarl.algorithms.oracle import TaskObservationEnv
+from metarl.config import RunConfig, from_dict, load_config
+from metarl.evaluation import Evaluator
+from metarl.registry import make_batched_env, make_distribution
+
+ENV = "metarl/PointNav-v0"
+SHORT = {"max_episode_steps": 10}
+TINY = {"meta_batch_size": 3, "episodes_per_task": 2, "hidden": [8, 8], "eval_episodes": 2,
+        "eval_num_steps": 2}
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def _make(name: str, **overrides: object):  # noqa: ANN202
+    cls = get_algorithm(name)
+    return cls(ENV, from_dict(cls.Config, {**TINY, **overrides}), seed=3, env_kwargs=SHORT)
+
+
+def test_step_size_schedule_halves_after_the_first_step() -> None:
+    # The MAML paper's 2D-navigation test script: 0.5 for the first step, 0.25 afterwards.
+    assert step_size_schedule(0.5, (1.0, 0.5), 3) == [0.5, 0.25, 0.25]
+    assert step_size_schedule(0.1, (1.0,), 2) == [0.1, 0.1]
+
+
+@pytest.mark.parametrize("name", ["maml_trpo", "maml_ppo", "fomaml", "meta_sgd", "promp",
+                                  "reptile"])
+def test_every_variant_trains_and_reports_a_gradient_step_curve(name: str) -> None:
+    algo = _make(name)
+    before = [p.detach().clone() for p in algo.meta_parameters()]
+    metrics = algo.train_step()
+    assert metrics["env_steps"] > 0
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    after = algo.meta_parameters()
+    moved = any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    # TRPO may reject every line-search step on a tiny batch; the other outer updates always move.
+    assert moved or metrics.get("optim/line_search_accepted", 1.0) == 0.0
+    env = make_batched_env(ENV, 2, 2, **SHORT)
+    tasks = make_distribution(ENV).sample(2, "test", torch.Generator().manual_seed(0))
+    curve = algo.adaptation_curve(env, tasks, torch.Generator().manual_seed(1))
+    assert curve.axis == "gradient_step"
+    assert curve.points == [0, 1, 2]
+    assert curve.returns.shape == (2, 3)
+
+
+def test_variants_differ_in_the_documented_part_only() -> None:
+    c = {n: get_algorithm(n).Config() for n in ("maml_trpo", "fomaml", "meta_sgd", "promp",
+                                                "maml_ppo", "reptile")}
+    assert c["fomaml"].first_order and not c["maml_trpo"].first_order
+    assert c["meta_sgd"].meta_sgd and c["meta_sgd"].outer == "trpo"
+    assert c["promp"].inner_objective == "lvc" and c["promp"].outer == "ppo"
+    assert c["maml_ppo"].outer == "ppo" and c["maml_ppo"].inner_objective == "vpg"
+    assert c["reptile"].outer == "reptile"
+
+
+def test_meta_sgd_learns_its_step_sizes() -> None:
+    algo = _make("meta_sgd", max_kl=0.05)
+    alpha0 = [a.detach().clone() for a in algo.step_sizes.alpha]
+    for _ in range(3):
+        algo.train_step()
+    assert any(not torch.equal(a, b) for a, b in zip(algo.step_sizes.alpha, alpha0, strict=True))
+
+
+def test_reptile_moves_toward_the_mean_adapted_weights() -> None:
+    algo = _make("reptile", outer_lr=1.0)
+    algo.env.set_tasks(algo.sample_tasks(3))
+    support, query, _, _ = algo.sample(with_query=False)
+    assert query is None and len(support) == 2
+    target = {k: v.mean(0) for k, v in algo.adapt(support, create_graph=False)[-1].items()}
+    algo.outer_update(support, None)
+    for name, p in algo.policy.named_parameters():  # epsilon = 1: land on the mean exactly
+        torch.testing.assert_close(p.detach(), target[name])
+
+
+def test_inner_step_improves_the_inner_objective_on_its_data() -> None:
+    algo = _make("maml_trpo", inner_lr=0.05)
+    algo.env.set_tasks(algo.sample_tasks(3))
+    support, _, _, _ = algo.sample()
+    rule: InnerRule = algo.rule
+    theta, adapted = algo.adapt(support, create_graph=False)
+    with torch.no_grad():
+        before = rule.loss(algo.policy, theta, support[0])
+        after = rule.loss(algo.policy, adapted, support[0])
+    assert bool((after < before).all())
+
+
+def test_oracle_env_appends_the_task_parameters() -> None:
+    env = TaskObservationEnv(make_batched_env(ENV, 2, 3, **SHORT))
+    tasks = make_distribution(ENV).sample(2, "test", torch.Generator().manual_seed(0))
+    env.set_tasks(tasks)
+    obs = env.reset()
+    assert obs.shape == (6, 4) and env.single_observation_space.shape == (4,)
+    torch.testing.assert_close(obs[:, 2:], tasks["goal"].repeat_interleave(3, dim=0))
+    obs, *_ = env.step(torch.zeros(6, 2))
+    torch.testing.assert_close(obs[3:, 2:], tasks["goal"][1].expand(3, 2))
+
+
+@pytest.mark.parametrize("name", ["pretrained_finetune", "oracle"])
+def test_baselines_train_and_evaluate(name: str) -> None:
+    cls = get_algorithm(name)
+    algo = cls(ENV, from_dict(cls.Config, {"tasks_per_iteration": 2, "envs_per_task": 2,
+                                           "hidden": [8, 8], "eval_episodes": 2}),
+               seed=1, env_kwargs=SHORT)
+    algo.train_step()
+    result = Evaluator(ENV, num_tasks=2, env_kwargs=SHORT).evaluate(
+        algo, algo.eval_envs_per_task)["test"]
+    assert result.axis == "gradient_step"
+    assert result.points == ([0, 1, 2, 3] if name == "pretrained_finetune" else [0])
+
+
+def test_experiment_presets_load_against_their_algorithm() -> None:
+    presets = sorted(EXPERIMENTS.glob("maml_*.toml"))
+    assert presets, "no experiments/maml_*.toml presets"
+    for path in presets:
+        cfg = from_dict(RunConfig, load_config(path))
+        from_dict(get_algorithm(cfg.algorithm).Config, cfg.algo, f"{path.name}:algo")
+
+
+@pytest.mark.slow
+def test_post_adaptation_return_beats_pre_adaptation() -> None:
+    """After 15 meta-iterations on full-length episodes, one inner step helps on test goals."""
+    torch.set_num_threads(1)
+    cls = get_algorithm("maml_trpo")
+    algo = cls(ENV, cls.Config(meta_batch_size=10, episodes_per_task=10, eval_num_steps=1,
+                               eval_episodes=20), seed=1)
+    for _ in range(15):
+        algo.train_step()
+    result = Evaluator(ENV, num_tasks=20).evaluate(algo, algo.eval_envs_per_task)["test"]
+    pre, post = result.mean
+    assert post > pre + 5.0, f"pre-adaptation {pre:.1f}, post-adaptation {post:.1f}"
