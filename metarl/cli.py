@@ -73,11 +73,14 @@ def _asdict(cfg: RunConfig) -> dict[str, Any]:
 def _print_results(results: dict[str, Any]) -> None:
     for agent, per_split in results.items():
         for split, r in per_split.items():
-            label = "step" if r["axis"] == "gradient_step" else "ep"
+            steps = r["axis"] == "gradient_step"
+            label = "step" if steps else "ep"
             pts = "  ".join(f"{label}{p}: {m:.3g}±{c:.2g}"
                             for p, m, c in list(zip(r["points"], r["mean"], r["ci95"], strict=True))[:12])
-            sys.stdout.write(f"  {agent} [{split}, {r['num_tasks']} tasks] trial return "
-                             f"{r['trial_return_mean']:.4g} ± {r['trial_return_ci95']:.2g} | {pts}\n")
+            # a trial's total return is the RL² score; summed over gradient steps it means nothing
+            total = "" if steps else (f" trial return {r['trial_return_mean']:.4g} ± "
+                                      f"{r['trial_return_ci95']:.2g} |")
+            sys.stdout.write(f"  {agent} [{split}, {r['num_tasks']} tasks]{total} {pts}\n")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -139,19 +139,25 @@ def _cli(*args, cwd):
 
 
 def test_cli_train_default_smoke_and_eval(tmp_path):
-    out = _cli("train", "--quiet", "--set", "total_env_steps=4000", "--set", "eval.num_tasks=4",
-               "--set", "algo.tasks_per_iteration=4", "--set", "algo.envs_per_task=2", cwd=tmp_path)
+    # the embedded default (MAML-TRPO on 2D navigation), shrunk to two small meta-iterations
+    small = ["--set", "total_env_steps=1000", "--set", "eval.num_tasks=4",
+             "--set", "algo.meta_batch_size=2", "--set", "algo.episodes_per_task=2",
+             "--set", "algo.eval_episodes=2"]
+    out = _cli("train", "--quiet", *small, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = next((tmp_path / "runs").iterdir())
-    assert (run / "adaptation.png").exists() and "trial return" in out.stdout
+    assert (run / "adaptation.png").exists() and "step3:" in out.stdout
+    results = json.loads((run / "results.json").read_text())["maml_trpo"]
+    assert set(results) == {"test", "ood"} and results["test"]["points"] == [0, 1, 2, 3]
     again = _cli("eval", str(run), "--splits", "ood", "--num-tasks", "3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert json.loads((run / "results.json").read_text())["multitask_ppo"]["ood"]["num_tasks"] == 3
+    assert json.loads((run / "results.json").read_text())["maml_trpo"]["ood"]["num_tasks"] == 3
 
 
 def test_cli_list_and_bad_input(tmp_path):
     out = _cli("list", cwd=tmp_path)
-    assert out.returncode == 0 and "metarl/PointNav-v0" in out.stdout and "multitask_ppo" in out.stdout
+    assert out.returncode == 0 and "metarl/PointNav-v0" in out.stdout and "maml_trpo" in out.stdout
+    assert "ucb1" in out.stdout and "metarl/HalfCheetahVel-v0" in out.stdout
     bad = _cli("train", "--set", "algo.lr=1", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown key algo.lr" in bad.stderr
     missing = _cli("train", "nope.toml", cwd=tmp_path)
@@ -164,8 +170,8 @@ def test_sigint_saves_a_checkpoint_before_exit(tmp_path):
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "metarl", "train", "--quiet", "--set", "total_env_steps=100000000",
-         "--set", "checkpoint_every=1000", "--set", "algo.tasks_per_iteration=2",
-         "--set", "algo.envs_per_task=2"],
+         "--set", "checkpoint_every=1000", "--set", "algo.meta_batch_size=2",
+         "--set", "algo.episodes_per_task=2"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
