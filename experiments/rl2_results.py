@@ -1,0 +1,272 @@
+"""Regenerate experiments/results/rl2.md: our RL² against the RL² paper's Tables 1 and 2.
+
+Duan et al. 2016 (RL², arXiv:1611.02779, Tables 1 and 2; ANCHORS.md 1 and 2). For every preset
+``experiments/rl2_*.toml`` this script collects the finished runs under ``--runs`` (one per training
+seed, made by ``metarl train experiments/<preset>.toml --set seed=S --set runs_dir=runs/rl2``), and
+writes one row per table cell:
+
+* our RL²: the trial return on the same 1000 ``test`` tasks (Evaluator seed 10000) for each seed,
+  mean ± 95% CI over tasks, then the mean over seeds ± a 95% Student-t interval over seeds;
+* the paper's RL², and the best classic baseline (``metarl.baselines``) scored here on the very
+  same test tasks (UCB1's ``c`` tuned on ``train`` tasks, as in experiments/baselines.py);
+* the environment steps and the wall-clock of each run on this machine (from its run directory:
+  ``config.json`` is written at the start, ``results.json`` after the final evaluation).
+
+Cells without a finished run get a measured budget estimate instead: ``--measure`` times two
+training iterations of the preset here (steps/s, updates included) and the estimate is the
+preset's ``total_env_steps`` divided by that rate, per seed.
+
+    python experiments/rl2_results.py --measure      # table + fresh throughput measurements
+    python experiments/rl2_results.py                # table, reusing rl2_budget.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import envs  # noqa: F401  (registers the task families)
+from metarl.config import RunConfig, from_dict, load_config
+from metarl.evaluation import Adaptive, Evaluator, _t_quantile
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BUDGET_FILE = HERE / "results" / "rl2_budget.json"
+BASELINE_CACHE = HERE / "results" / "rl2_baselines.json"
+
+PAPER_BANDIT_RL2 = {(10, 5): 6.7, (10, 10): 6.7, (10, 50): 6.8, (100, 5): 78.7, (100, 10): 83.5,
+                    (100, 50): 84.9, (500, 5): 401.6, (500, 10): 432.5, (500, 50): 438.9}
+PAPER_BANDIT_GITTINS = {(10, 5): 6.6, (10, 10): 6.6, (10, 50): 6.5, (100, 5): 78.3,
+                        (100, 10): 82.8, (100, 50): 85.2, (500, 5): 405.8, (500, 10): 437.8,
+                        (500, 50): 463.7}
+PAPER_MDP_RL2 = {10: 156.2, 25: 445.7, 50: 936.1, 75: 1428.8, 100: 1913.7}
+PAPER_MDP_OPSRL = {10: 144.1, 25: 425.2, 50: 930.7, 75: 1449.2, 100: 1973.9}
+PRIORITY = ["rl2_bandit_n10_k5", "rl2_bandit_n100_k5", "rl2_bandit_n100_k10",
+            "rl2_bandit_n500_k50", "rl2_mdp_n10", "rl2_mdp_n25"]
+
+
+def _order(cfg: RunConfig) -> tuple[int, int, int]:
+    family = 0 if "Bandit" in cfg.env else 1 if "TabularMDP" in cfg.env else 2
+    return family, int(cfg.algo.get("episodes_per_trial", 0)), int(cfg.env_kwargs.get("num_arms", 0))
+
+
+def presets() -> dict[str, RunConfig]:
+    """Every ``experiments/rl2_*.toml``, in table order (bandits by n then k, MDPs, others)."""
+    cfgs = {p.stem: from_dict(RunConfig, load_config(p)) for p in HERE.glob("rl2_*.toml")}
+    return dict(sorted(cfgs.items(), key=lambda item: _order(item[1])))
+
+
+def finished_runs(runs: Path, name: str) -> list[dict[str, Any]]:
+    """Runs of preset ``name`` with a results.json, the latest per seed."""
+    by_seed: dict[int, dict[str, Any]] = {}
+    for d in sorted(runs.glob(f"{name}__*")):
+        if not (d / "results.json").exists():
+            continue
+        cfg = json.loads((d / "config.json").read_text())["config"]
+        res = json.loads((d / "results.json").read_text())["rl2"]
+        wall = (d / "results.json").stat().st_mtime - (d / "config.json").stat().st_mtime
+        steps = int(torch.load(d / "checkpoint.pt", map_location="cpu",
+                               weights_only=False)["env_steps"])
+        by_seed[int(cfg["seed"])] = {"dir": d, "config": cfg, "results": res, "wall": wall,
+                                     "steps": steps}
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+# --- classic baselines on the same test tasks ------------------------------------------------
+def best_baseline(cfg: RunConfig, episodes: int) -> tuple[str, float, float]:
+    """(name, mean, ci95) of the best classic agent on ``cfg``'s evaluation test tasks."""
+    from metarl.baselines import PSRL, UCB1, GittinsIndex, GreedyMDP, ThompsonSampling
+
+    e = cfg.eval
+    test = Evaluator(cfg.env, ("test",), e.num_tasks, e.seed, env_kwargs=cfg.env_kwargs)
+    agents: dict[str, Adaptive]
+    if "Bandit" in cfg.env:
+        train = Evaluator(cfg.env, ("train",), 1000, e.seed, env_kwargs=cfg.env_kwargs)
+        grid = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+        tuned = {c: train.evaluate(UCB1(episodes, c=c))["train"].trial_return_mean for c in grid}
+        c = max(tuned, key=lambda v: tuned[v])
+        agents = {"Gittins": GittinsIndex(episodes), f"UCB1 (c={c:g})": UCB1(episodes, c=c),
+                  "TS": ThompsonSampling(episodes)}
+    else:
+        agents = {"PSRL (prior mean 1)": PSRL(episodes, reward_prior_mean=1.0),
+                  "PSRL (prior mean 0)": PSRL(episodes, reward_prior_mean=0.0),
+                  "Greedy (prior mean 1)": GreedyMDP(episodes, reward_prior_mean=1.0)}
+    scores = {name: test.evaluate(a)["test"] for name, a in agents.items()}
+    name = max(scores, key=lambda k: scores[k].trial_return_mean)
+    return name, scores[name].trial_return_mean, scores[name].trial_return_ci95
+
+
+def cached_baseline(name: str, cfg: RunConfig, episodes: int) -> tuple[str, float, float]:
+    cache = json.loads(BASELINE_CACHE.read_text()) if BASELINE_CACHE.exists() else {}
+    if name not in cache:
+        cache[name] = best_baseline(cfg, episodes)
+        BASELINE_CACHE.write_text(json.dumps(cache, indent=1))
+    return tuple(cache[name])  # type: ignore[return-value]
+
+
+# --- throughput for the cells not run -------------------------------------------------------
+def measure_sps(cfg: RunConfig, iterations: int = 2) -> float:
+    from metarl.training import build_algorithm
+
+    algo = build_algorithm(cfg)
+    algo.train_step()  # warm-up
+    start, steps = time.perf_counter(), 0
+    for _ in range(iterations):
+        steps += int(algo.train_step()["env_steps"])
+    return steps / (time.perf_counter() - start)
+
+
+# --- the table ------------------------------------------------------------------------------
+def fmt_time(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def _num(x: float) -> str:
+    return "–" if math.isnan(x) else f"{round(x, 1):g}"
+
+
+def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str, float]) -> str:
+    a = cfg.algo
+    n = int(a["episodes_per_trial"])
+    if "Bandit" in cfg.env:
+        k = int(cfg.env_kwargs["num_arms"])
+        cell, paper = f"bandit n={n}, k={k}", PAPER_BANDIT_RL2[(n, k)]
+        target = paper if (n, k) != (500, 50) else 0.99 * PAPER_BANDIT_GITTINS[(n, k)]
+    elif "TabularMDP" in cfg.env:
+        cell, paper = f"MDP n={n}", PAPER_MDP_RL2[n]
+        target = paper if n <= 50 else PAPER_MDP_OPSRL[n]
+    else:
+        cell, paper, target = f"point nav, {n}-episode trials", math.nan, math.nan
+    cmd = (f"`metarl train experiments/{name}.toml --set seed=S --set runs_dir=runs/rl2` "
+           f"(S = 1, 2, 3)")
+    if not runs:
+        sps = budget.get(name)
+        est = (f"not run; {sps:,.0f} steps/s measured → {fmt_time(cfg.total_env_steps / sps)} "
+               f"per seed for the preset's {cfg.total_env_steps / 1e6:g}M steps (a guess, see "
+               f"notes)") if sps else "not run"
+        return f"| {cell} | {est} | {_num(paper)} | – | {_num(target)} | – | – | {cmd} |"
+    means = [r["results"]["test"]["trial_return_mean"] for r in runs]
+    cis = [r["results"]["test"]["trial_return_ci95"] for r in runs]
+    mean = statistics.fmean(means)
+    if len(means) > 1:
+        seed_ci = _t_quantile(len(means) - 1) * statistics.stdev(means) / math.sqrt(len(means))
+        ours = f"**{mean:.2f} ± {seed_ci:.2f}** ({len(means)} seeds: " + ", ".join(
+            f"{m:.2f}±{c:.2f}" for m, c in zip(means, cis, strict=True)) + ")"
+    else:
+        ours = f"**{mean:.2f}** ± {cis[0]:.2f} (1 seed)"
+    if "PointNav" in cfg.env:
+        curves = [r["results"]["test"]["mean"] for r in runs]
+        curve = [statistics.fmean(c[i] for c in curves) for i in range(len(curves[0]))]
+        ood = [r["results"].get("ood", {}).get("mean") for r in runs]
+        ours += "; return per episode of the trial (test, mean over seeds): " + " → ".join(
+            f"{v:.2f}" for v in curve)
+        if all(o is not None for o in ood):
+            ood_curve = [statistics.fmean(o[i] for o in ood) for i in range(len(ood[0]))]
+            ours += "; ood goals: " + " → ".join(f"{v:.1f}" for v in ood_curve)
+        base = "–"
+    else:
+        bname, bmean, bci = cached_baseline(name, cfg, n)
+        base = f"{bname} {bmean:.2f} ± {bci:.2f}"
+    ok = "–" if math.isnan(target) else ("yes" if mean >= target else "no")
+    steps = statistics.fmean(r["steps"] for r in runs)
+    wall = statistics.fmean(r["wall"] for r in runs)
+    return (f"| {cell} | {ours} | {_num(paper)} | {base} | {_num(target)} ({ok}) | {steps / 1e6:.1f}M "
+            f"| {fmt_time(wall)} | {cmd} |")
+
+
+def render(runs_dir: Path, budget: dict[str, float]) -> str:
+    cfgs = presets()
+    lines = [
+        "# RL² against the RL² paper (Duan et al. 2016, Tables 1 and 2)",
+        "",
+        "Generated by `python experiments/rl2_results.py` from the runs in "
+        f"`{runs_dir}`; do not edit by hand.",
+        "",
+        "- Ours: trial return (sum of the rewards of the n episodes of a trial) on 1000 held-out "
+        "`test` tasks (Evaluator seed 10000, the same tasks for every seed and baseline), "
+        "stochastic policy, fresh hidden state per trial. Bold: mean over training seeds ± 95% "
+        "Student-t interval over seeds; in brackets each seed's mean ± 95% CI over tasks.",
+        "- Best classic: the best of Gittins / UCB1 (c tuned on train tasks) / Thompson sampling "
+        "(bandits) or PSRL / greedy (MDPs), from `metarl.baselines`, on the same test tasks.",
+        "- Target: the paper's RL², except 0.99 × Gittins at (n=500, k=50) and OPSRL at MDP "
+        "n = 75, 100 (the issue's targets). `yes` if our seed mean reaches it.",
+        "- Steps and wall-clock: per seed (mean over seeds), training plus the final 1000-task "
+        f"evaluation, on this machine ({os.cpu_count()} shared CPU cores, torch 1 thread, other "
+        "jobs running beside; see the report for load).",
+        "",
+        "| cell | ours (RL²) | paper RL² | best classic (same tasks) | target | env steps | "
+        "wall-clock | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, cfg in cfgs.items():
+        lines.append(row(name, cfg, finished_runs(runs_dir, name), budget))
+    lines += ["", "Regenerate the table with `python experiments/rl2_results.py --measure` after "
+              "the runs; priority cells (done first on 2 cores): " + ", ".join(PRIORITY) + "."]
+    lines += NOTES
+    return "\n".join(lines) + "\n"
+
+
+NOTES = [
+    "",
+    "## Settings and differences from the paper",
+    "",
+    "- PPO over whole trials (no truncated BPTT in any preset): GRU actor-critic sharing one "
+    "recurrent layer, input (obs, one-hot previous action, previous reward, done flag), hidden "
+    "state reset only between trials; gamma 0.99 and GAE lambda 0.3 as in the authors' launchers; "
+    "4 epochs x 4 minibatches of whole trials; Adam; the entropy bonus and (bandits) the learning "
+    "rate decay linearly to 0 over the run (`ent_anneal_steps`, `lr_anneal_steps`); values are "
+    "learned in units of a running std of the returns.",
+    "- Point navigation uses gamma 0.999: with 0.99 a 300-step trial barely credits what episode 1 "
+    "learns to episodes 2 and 3 (0.99^100 = 0.37), and a 3M-step run got worse over the trial.",
+    "- The MDP row was trained with a constant learning rate (its preset has no `lr_anneal_steps`); "
+    "MDP rows n = 25-100 and the bandit cells marked 'not run' are budget estimates only.",
+    "- GRU width 64 (128 for k = 50 and n = 500) instead of the paper's 256, for wall-clock on "
+    "2 CPU cores: the GRU backward pass dominates the cost and grows with the square of the "
+    "width (256 units are ~6x slower per step than 64 here; see benchmarks/rl2_throughput.py).",
+    "- The paper trained with TRPO at ~250k steps per iteration; the presets use PPO with "
+    "10k-125k steps per iteration and a large learning rate (1e-2 bandits, 5e-3 MDPs), which "
+    "learned fastest in wall-clock in short sweeps on (n=10, k=5) and (n=100, k=5).",
+    "- The scores are for the stochastic policy (actions sampled), like training.",
+    "- Budget estimates ('not run'): steps/s is measured by `--measure` (2 full training "
+    "iterations of the preset, updates included, on this loaded machine); the step count is the "
+    "preset's `total_env_steps`, a guess scaled from the cells that ran (trial length x arms). "
+    "At n = 100 the 10M-step presets stopped short of the paper (73-77 vs 78.7 and 83.5), so "
+    "the longer cells likely need more than their preset budget, not less.",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=Path, default=ROOT / "runs" / "rl2")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "rl2.md")
+    p.add_argument("--measure", action="store_true",
+                   help="time 2 iterations of every preset without a finished run")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    budget = json.loads(BUDGET_FILE.read_text()) if BUDGET_FILE.exists() else {}
+    if args.measure:
+        for name, cfg in presets().items():
+            if not finished_runs(args.runs, name):
+                budget[name] = measure_sps(cfg)
+                sys.stdout.write(f"{name}: {budget[name]:,.0f} steps/s\n")
+        budget["_load_average"] = os.getloadavg()[0]
+        BUDGET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        BUDGET_FILE.write_text(json.dumps(budget, indent=1))
+    text = render(args.runs, budget)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""RL²: hidden state across episodes and trials, whole-trial PPO minibatches, and learning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from metarl.algorithms import get_algorithm
+from metarl.algorithms.ppo import PPOBatch, PPOConfig, ppo_update
+from metarl.algorithms.rl2 import RL2, ReturnNormalizer, RL2Config, trial_dones
+from metarl.config import RunConfig, from_dict, load_config
+from metarl.evaluation import Evaluator
+from metarl.sampling import rollout
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def small_rl2(env_id: str = "metarl/Bandit-v0", **overrides: object) -> RL2:
+    cfg = RL2Config(**{"tasks_per_iteration": 6, "episodes_per_trial": 4, "hidden_size": 16,
+                       **overrides})  # type: ignore[arg-type]
+    kwargs = {"num_arms": 3} if "Bandit" in env_id else {}
+    return RL2(env_id, cfg, seed=3, env_kwargs=kwargs)
+
+
+def recording_actor(algo: RL2) -> tuple[object, list[tuple[torch.Tensor | None, torch.Tensor]]]:
+    """The RL² actor, recording (hidden state received, prev_done) at every step."""
+    act, _ = algo.make_actor(algo.action_generator)
+    seen: list[tuple[torch.Tensor | None, torch.Tensor]] = []
+
+    def wrapped(obs, prev_action, prev_reward, prev_done, hidden):  # type: ignore[no-untyped-def]
+        seen.append((None if hidden is None else hidden.clone(), prev_done.clone()))
+        out = act(obs, prev_action, prev_reward, prev_done, hidden)
+        seen[-1] = (*seen[-1], out[3].clone())  # type: ignore[assignment]
+        return out
+
+    return wrapped, seen
+
+
+def test_registered_under_rl2() -> None:
+    assert get_algorithm("rl2") is RL2
+
+
+def test_hidden_state_carries_across_episodes_of_a_trial() -> None:
+    algo = small_rl2()
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, seen = recording_actor(algo)
+    rollout(algo.env, act, num_episodes=4)  # a bandit episode is one pull: 4 steps, 3 boundaries
+    assert len(seen) == 4
+    assert seen[0][0] is None  # a trial starts from the fresh state
+    for t in range(1, 4):
+        hidden_in, prev_done, _ = seen[t]  # type: ignore[misc]
+        assert bool(prev_done.all()), "each pull ends an episode"
+        # ...yet the state handed to step t is exactly the state step t-1 produced, not zero.
+        torch.testing.assert_close(hidden_in, seen[t - 1][2])  # type: ignore[misc]
+        assert hidden_in.abs().sum() > 0
+
+
+def test_hidden_state_resets_at_trial_boundaries() -> None:
+    algo = small_rl2()
+    algo.env.set_tasks(algo.sample_tasks(6))
+    for _ in range(2):  # two consecutive trials
+        act, seen = recording_actor(algo)
+        rollout(algo.env, act, num_episodes=4)
+        assert seen[0][0] is None
+    # The actor builds a zero state when given none.
+    act, _ = algo.make_actor(algo.action_generator)
+    obs = algo.env.reset()
+    zeros = torch.zeros(6, dtype=torch.long)
+    x = algo.net.build_input(obs, zeros, zeros.float(), zeros.bool())
+    _, _, h_fresh = algo.net.step(x, algo.net.initial_state(6))
+    *_, h = act(obs, zeros, zeros.float(), zeros.bool(), None)
+    torch.testing.assert_close(h, h_fresh)
+
+
+@pytest.mark.parametrize("env_id", ["metarl/Bandit-v0", "metarl/TabularMDP-v0",
+                                    "metarl/PointNav-v0"])
+def test_sequence_replay_matches_the_rollout(env_id: str) -> None:
+    """PPO re-runs each trial from a zero state and must see what the actor saw: same log-probs
+    (discrete and continuous actions), and different ones if the state were reset per episode."""
+    algo = small_rl2(env_id, episodes_per_trial=3)
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, h0 = algo.make_actor(algo.action_generator)
+    traj = rollout(algo.env, act, algo.config.episodes_per_trial)
+    seqs = algo._sequences(traj, h0)
+    with torch.no_grad():
+        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
+        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    torch.testing.assert_close(logp, seqs["batch"].log_probs, atol=1e-5, rtol=1e-5)
+    if env_id == "metarl/Bandit-v0":  # per-episode reset: each pull from zero state
+        with torch.no_grad():
+            x = seqs["inputs"].transpose(0, 1)  # [time, seq, in]
+            dist1, _ = algo.net.sequence(x.reshape(1, -1, x.shape[-1]))
+            logp_reset = dist1.log_prob(seqs["actions"].transpose(0, 1).reshape(1, -1))
+        assert not torch.allclose(logp_reset.reshape(logp.T.shape).T, logp, atol=1e-4)
+
+
+def test_continuous_previous_action_enters_clipped_and_scaled() -> None:
+    # Point navigation clips actions to [-0.1, 0.1]: a sample of 0.3 was executed as 0.1 and
+    # enters the GRU as +1; -0.05 as -0.5.
+    algo = small_rl2("metarl/PointNav-v0")
+    obs = torch.zeros(2, 2)
+    x = algo.policy_input(obs, torch.tensor([[0.3, -0.05], [0.0, -1.0]]), torch.zeros(2),
+                          torch.zeros(2, dtype=torch.bool))
+    torch.testing.assert_close(x[:, 2:4], torch.tensor([[1.0, -0.5], [0.0, -1.0]]))
+
+
+def test_truncated_bptt_chunks_start_from_the_behaviour_state() -> None:
+    algo = small_rl2("metarl/TabularMDP-v0", episodes_per_trial=2, bptt_length=7)
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, h0 = algo.make_actor(algo.action_generator, record_every=7)
+    traj = rollout(algo.env, act, 2)  # 20 steps -> chunks of 7, 7, 6 (+1 padding)
+    seqs = algo._sequences(traj, h0)
+    assert seqs["inputs"].shape[:2] == (6 * 3, 7)
+    assert seqs["h0"].shape == (18, 16)
+    with torch.no_grad():
+        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1), seqs["h0"])
+        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    m = seqs["batch"].mask
+    assert int(m.sum()) == 6 * 20  # the padding is masked out
+    torch.testing.assert_close(logp[m], seqs["batch"].log_probs[m], atol=1e-5, rtol=1e-5)
+
+
+def test_ppo_minibatches_keep_each_sequence_whole() -> None:
+    # 8 sequences of 5 steps; every evaluate call must get whole sequences, each exactly once per
+    # epoch, and ppo_update must read all 5 steps of each.
+    n, t = 8, 5
+    param = torch.nn.Parameter(torch.zeros(()))
+    calls: list[torch.Tensor] = []
+
+    def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        calls.append(idx.clone())
+        out = param.expand(len(idx), t)
+        return out, out, out
+
+    batch = PPOBatch(*(torch.zeros(n, t) for _ in range(4)), mask=torch.ones(n, t, dtype=torch.bool))
+    cfg = PPOConfig(epochs=3, num_minibatches=4)
+    ppo_update(evaluate, batch, [param], torch.optim.SGD([param], lr=0.0), cfg,
+               torch.Generator().manual_seed(0))
+    assert len(calls) == 3 * 4
+    for epoch in range(3):
+        seen = torch.cat(calls[4 * epoch:4 * epoch + 4])
+        assert sorted(seen.tolist()) == list(range(n))  # a partition of the sequences
+
+
+def test_train_step_feeds_ppo_whole_trials() -> None:
+    algo = small_rl2(episodes_per_trial=5)
+    shapes: list[tuple[int, ...]] = []
+    original = algo.net.sequence
+
+    def spy(inputs: torch.Tensor, hidden: torch.Tensor | None = None):  # type: ignore[no-untyped-def]
+        shapes.append(tuple(inputs.shape[:2]))
+        assert hidden is None  # whole trials start from the fresh state
+        return original(inputs, hidden)
+
+    algo.net.sequence = spy  # type: ignore[method-assign]
+    metrics = algo.train_step()
+    assert shapes and all(s[0] == 5 for s in shapes)  # time axis = the whole 5-pull trial
+    assert sum(s[1] for s in shapes) == 6 * algo.config.ppo.epochs
+    assert metrics["env_steps"] == 6 * 5
+    for key in ("meta_train/return_episode_1", "meta_train/return_episode_5",
+                "meta_train/trial_return", "loss/policy", "loss/value", "loss/entropy",
+                "optim/approx_kl", "optim/clip_fraction"):
+        assert key in metrics
+
+
+def test_trial_dones_mark_only_the_end_of_the_trial() -> None:
+    algo = small_rl2("metarl/TabularMDP-v0", episodes_per_trial=2)
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, _ = algo.make_actor(algo.action_generator)
+    traj = rollout(algo.env, act, 2)
+    d = trial_dones(traj)
+    assert int(traj.dones.sum()) == 6 * 2  # two 10-step episodes each
+    assert d[..., 19].all() and int(d.sum()) == 6  # only step 19 ends the trial
+
+
+def test_return_normalizer_matches_pooled_variance() -> None:
+    # Batches [1, 3] and [5, 7, 9]: pooled mean 5, population variance
+    # ((1-5)^2 + (3-5)^2 + 0 + 2^2 + 4^2) / 5 = 40 / 5 = 8.
+    norm = ReturnNormalizer()
+    norm.update(torch.tensor([1.0, 3.0]))
+    norm.update(torch.tensor([5.0, 7.0, 9.0]))
+    assert float(norm.mean) == pytest.approx(5.0)
+    assert float(norm.var) == pytest.approx(8.0)
+
+
+def test_adaptation_curve_gives_one_point_per_episode() -> None:
+    algo = small_rl2("metarl/PointNav-v0", episodes_per_trial=2)
+    curve = Evaluator("metarl/PointNav-v0", num_tasks=5).curve(algo, "test")
+    assert curve.axis == "episode" and curve.returns.shape == (5, 2)
+
+
+def test_experiment_presets_build_and_run_one_step() -> None:
+    presets = sorted(EXPERIMENTS.glob("rl2_*.toml"))
+    assert presets, "experiments/rl2_*.toml presets are missing"
+    for path in presets:
+        cfg = from_dict(RunConfig, load_config(path))
+        algo_cfg = from_dict(RL2Config, cfg.algo, "algo")
+        algo_cfg.tasks_per_iteration = 2
+        algo = RL2(cfg.env, algo_cfg, seed=1, env_kwargs=cfg.env_kwargs)
+        assert algo.train_step()["env_steps"] > 0, path.name
+
+
+@pytest.mark.slow
+def test_rl2_learns_bandits_clearly_better_than_random() -> None:
+    """5-armed bandits, 10 pulls: random scores 5.0; after ~0.6M steps RL² must reach 5.6+."""
+    torch.set_num_threads(1)
+    cfg = RL2Config(tasks_per_iteration=1000, episodes_per_trial=10, hidden_size=64,
+                    ppo=PPOConfig(learning_rate=1e-2, epochs=4, num_minibatches=4,
+                                  ent_coef=0.01, gamma=0.99, gae_lambda=0.3))
+    algo = RL2("metarl/Bandit-v0", cfg, seed=1, env_kwargs={"num_arms": 5})
+    for _ in range(60):
+        algo.train_step()
+    result = Evaluator("metarl/Bandit-v0", num_tasks=1000,
+                       env_kwargs={"num_arms": 5}).evaluate(algo)["test"]
+    random_score = 5.0
+    assert result.trial_return_mean - result.trial_return_ci95 > random_score + 0.4, (
+        result.trial_return_mean)
+
+
+def test_runs_on_the_gymnasium_backend() -> None:
+    cfg = RL2Config(tasks_per_iteration=3, episodes_per_trial=2, hidden_size=16)
+    algo = RL2("metarl/TabularMDP-v0", cfg, seed=1, backend="gymnasium")
+    assert algo.train_step()["env_steps"] == 3 * 2 * 10
