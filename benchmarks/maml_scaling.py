@@ -39,21 +39,40 @@ ENV = "metarl/PointNav-v0"
 class LoopRule(InnerRule):
     """The inner step as a Python loop over tasks: one forward and one autograd.grad per task."""
 
-    def step(self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize,
-             create_graph: bool) -> Params:
+    def step(
+        self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize, create_graph: bool
+    ) -> Params:
         outs = []
         for i in range(batch.num_tasks):
-            one = StepBatch(*(x[i:i + 1] for x in (batch.obs, batch.actions, batch.advantages,
-                                                    batch.log_probs, batch.weight)))
-            outs.append(super().step(policy, {k: v[i:i + 1] for k, v in params.items()}, one,
-                                     lr, create_graph))
+            one = StepBatch(
+                *(
+                    x[i : i + 1]
+                    for x in (
+                        batch.obs,
+                        batch.actions,
+                        batch.advantages,
+                        batch.log_probs,
+                        batch.weight,
+                    )
+                )
+            )
+            outs.append(
+                super().step(
+                    policy, {k: v[i : i + 1] for k, v in params.items()}, one, lr, create_graph
+                )
+            )
         return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
 
 
 def _loop_forward(policy: MLPPolicy):  # noqa: ANN202
     def forward(obs: torch.Tensor, params: Params) -> torch.Tensor:
-        return torch.stack([functional_call(policy, {k: v[i] for k, v in params.items()},
-                                            (obs[i],)) for i in range(obs.shape[0])])
+        return torch.stack(
+            [
+                functional_call(policy, {k: v[i] for k, v in params.items()}, (obs[i],))
+                for i in range(obs.shape[0])
+            ]
+        )
+
     return forward
 
 
@@ -64,11 +83,13 @@ class PerTaskMAML(MAMLTRPO):
         super().__init__(env_id, config, **kwargs)
         self.rule = LoopRule(**{f: getattr(self.rule, f) for f in self.rule.__dataclass_fields__})
         self.policy.batched_forward = _loop_forward(self.policy)  # type: ignore[method-assign]
-        self.task_envs = [self.make_env(1, config.episodes_per_task)
-                          for _ in range(config.meta_batch_size)]
+        self.task_envs = [
+            self.make_env(1, config.episodes_per_task) for _ in range(config.meta_batch_size)
+        ]
 
-    def sample(self, with_query: bool = True) -> tuple[list[StepBatch], StepBatch | None,
-                                                       list[float], int]:
+    def sample(
+        self, with_query: bool = True
+    ) -> tuple[list[StepBatch], StepBatch | None, list[float], int]:
         tasks, batched_env, meta_batch = self.env.tasks, self.env, self.config.meta_batch_size
         assert tasks is not None
         per_task = []
@@ -82,8 +103,12 @@ class PerTaskMAML(MAMLTRPO):
             self.env, self.config = batched_env, replace(self.config, meta_batch_size=meta_batch)
 
         def cat(batches: list[StepBatch]) -> StepBatch:
-            return StepBatch(*(torch.cat([getattr(b, f) for b in batches]) for f in
-                               ("obs", "actions", "advantages", "log_probs", "weight")))
+            return StepBatch(
+                *(
+                    torch.cat([getattr(b, f) for b in batches])
+                    for f in ("obs", "actions", "advantages", "log_probs", "weight")
+                )
+            )
 
         support = [cat([r[0][k] for r in per_task]) for k in range(len(per_task[0][0]))]
         query = cat([r[1] for r in per_task]) if with_query else None  # type: ignore[misc]
@@ -91,8 +116,9 @@ class PerTaskMAML(MAMLTRPO):
         return support, query, returns, sum(r[3] for r in per_task)
 
 
-def time_iterations(cls: type, tasks: int, episodes: int, repeats: int, warmup: int,
-                    **overrides: Any) -> tuple[float, float]:
+def time_iterations(
+    cls: type, tasks: int, episodes: int, repeats: int, warmup: int, **overrides: Any
+) -> tuple[float, float]:
     """(median seconds per meta-iteration, env steps per iteration)."""
     cfg = MAMLConfig(meta_batch_size=tasks, episodes_per_task=episodes, **overrides)
     algo = cls(ENV, cfg, seed=1)
@@ -116,26 +142,39 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     load = os.getloadavg()
-    print(f"# MAML-TRPO (second order) on {ENV}, {args.episodes} trajectories x 100 steps per "
-          f"task and step; torch {torch.__version__}, 1 thread, {os.cpu_count()} CPUs; "
-          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    header = (f"{'tasks':>5} | {'batched s/iter':>14} | {'us/env step':>11} | "
-              f"{'per-task s/iter':>15} | {'us/env step':>11} | {'speed-up':>8}")
+    print(
+        f"# MAML-TRPO (second order) on {ENV}, {args.episodes} trajectories x 100 steps per "
+        f"task and step; torch {torch.__version__}, 1 thread, {os.cpu_count()} CPUs; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    header = (
+        f"{'tasks':>5} | {'batched s/iter':>14} | {'us/env step':>11} | "
+        f"{'per-task s/iter':>15} | {'us/env step':>11} | {'speed-up':>8}"
+    )
     print(header)
     print("-" * len(header))
     for n in args.tasks:
         tb, sb = time_iterations(MAMLTRPO, n, args.episodes, args.repeats, args.warmup)
         tl, sl = time_iterations(PerTaskMAML, n, args.episodes, args.repeats, args.warmup)
-        print(f"{n:>5} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {tl:>15.3f} | "
-              f"{1e6 * tl / sl:>11.2f} | {tl / tb:>7.1f}x", flush=True)
+        print(
+            f"{n:>5} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {tl:>15.3f} | "
+            f"{1e6 * tl / sl:>11.2f} | {tl / tb:>7.1f}x",
+            flush=True,
+        )
     if not args.skip_paper:
         print("\n# paper setting: 20 tasks x 20 trajectories x 100 steps, batched")
-        for label, kw in [("exact curvature through the inner step (fvp_subsample 0.1)", {}),
-                          ("Fisher at the adapted weights (fvp_through_inner=False)",
-                           {"fvp_through_inner": False})]:
+        for label, kw in [
+            ("exact curvature through the inner step (fvp_subsample 0.1)", {}),
+            (
+                "Fisher at the adapted weights (fvp_through_inner=False)",
+                {"fvp_through_inner": False},
+            ),
+        ]:
             t, s = time_iterations(MAMLTRPO, 20, 20, args.repeats, args.warmup, **kw)
-            print(f"{label}: {t:.3f} s/iter, {1e6 * t / s:.2f} us/env step ({s:.0f} steps)",
-                  flush=True)
+            print(
+                f"{label}: {t:.3f} s/iter, {1e6 * t / s:.2f} us/env step ({s:.0f} steps)",
+                flush=True,
+            )
     load = os.getloadavg()
     print(f"# load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

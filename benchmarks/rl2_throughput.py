@@ -74,8 +74,12 @@ class TrialWrapper(gym.Env):
 
 
 def time_rl2(num_arms: int, pulls: int, hidden: int, tasks: int, iterations: int) -> float:
-    cfg = RL2Config(tasks_per_iteration=tasks, episodes_per_trial=pulls, hidden_size=hidden,
-                    ppo=PPOConfig(epochs=4, num_minibatches=4, gamma=0.99, gae_lambda=0.3))
+    cfg = RL2Config(
+        tasks_per_iteration=tasks,
+        episodes_per_trial=pulls,
+        hidden_size=hidden,
+        ppo=PPOConfig(epochs=4, num_minibatches=4, gamma=0.99, gae_lambda=0.3),
+    )
     algo = RL2("metarl/Bandit-v0", cfg, seed=1, env_kwargs={"num_arms": num_arms})
     algo.train_step()  # warm-up (allocations, first-call overheads)
     start, steps = time.perf_counter(), 0
@@ -84,18 +88,33 @@ def time_rl2(num_arms: int, pulls: int, hidden: int, tasks: int, iterations: int
     return steps / (time.perf_counter() - start)
 
 
-def time_recurrent_ppo(num_arms: int, pulls: int, hidden: int, total_steps: int,
-                       num_envs: int = 8) -> float:
+def time_recurrent_ppo(
+    num_arms: int, pulls: int, hidden: int, total_steps: int, num_envs: int = 8
+) -> float:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     venv = DummyVecEnv([lambda i=i: TrialWrapper(num_arms, pulls, seed=i) for i in range(num_envs)])
     n_steps = max(pulls, 128)
     model = RecurrentPPO(
-        "MlpLstmPolicy", venv, n_steps=n_steps, batch_size=n_steps * num_envs // 4, n_epochs=4,
-        gamma=0.99, gae_lambda=0.3, seed=1, device="cpu", verbose=0,
-        policy_kwargs=dict(lstm_hidden_size=hidden, n_lstm_layers=1, shared_lstm=True,
-                           enable_critic_lstm=False, net_arch=[]))
+        "MlpLstmPolicy",
+        venv,
+        n_steps=n_steps,
+        batch_size=n_steps * num_envs // 4,
+        n_epochs=4,
+        gamma=0.99,
+        gae_lambda=0.3,
+        seed=1,
+        device="cpu",
+        verbose=0,
+        policy_kwargs=dict(
+            lstm_hidden_size=hidden,
+            n_lstm_layers=1,
+            shared_lstm=True,
+            enable_critic_lstm=False,
+            net_arch=[],
+        ),
+    )
     model.learn(n_steps * num_envs)  # warm-up iteration
     start = time.perf_counter()
     model.learn(total_steps, reset_num_timesteps=True)
@@ -114,8 +133,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"bandit k={args.arms} arms, trials of n={args.pulls} pulls; torch threads 1; "
-          f"load average {load:.2f}")
+    print(
+        f"bandit k={args.arms} arms, trials of n={args.pulls} pulls; torch threads 1; "
+        f"load average {load:.2f}"
+    )
     print(f"{'hidden':>6} | {'metarl RL2 steps/s':>18} | {'RecurrentPPO steps/s':>20} | ratio")
     for hidden in args.hidden:
         ours = time_rl2(args.arms, args.pulls, hidden, args.tasks, args.iterations)

@@ -47,8 +47,11 @@ from metarl.backends.mujoco_batch import available_threads  # noqa: E402
 from metarl.dynamics import PARAMETER_GROUPS, apply_to_model, base_values, dynamics_params  # noqa: E402
 
 ROBOTS = {  # our family id, Gymnasium's v5 env, our family class
-    "HalfCheetah": ("metarl/HalfCheetahRandParams-v0", "HalfCheetah-v5",
-                    locomotion.HalfCheetahRandParams),
+    "HalfCheetah": (
+        "metarl/HalfCheetahRandParams-v0",
+        "HalfCheetah-v5",
+        locomotion.HalfCheetahRandParams,
+    ),
     "Ant": ("metarl/AntRandParams-v0", "Ant-v5", locomotion.AntRandParams),
     "Hopper": ("metarl/HopperRandParams-v0", "Hopper-v5", locomotion.HopperRandParams),
     "Walker2d": ("metarl/Walker2dRandParams-v0", "Walker2d-v5", locomotion.Walker2dRandParams),
@@ -61,9 +64,13 @@ class Policy(torch.nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, seed: int = 0):
         super().__init__()
         torch.manual_seed(seed)  # benchmark script: weights only, not library code
-        self.net = torch.nn.Sequential(torch.nn.Linear(obs_dim, 64), torch.nn.Tanh(),
-                                       torch.nn.Linear(64, 64), torch.nn.Tanh(),
-                                       torch.nn.Linear(64, act_dim))
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(obs_dim, 64),
+            torch.nn.Tanh(),
+            torch.nn.Linear(64, 64),
+            torch.nn.Tanh(),
+            torch.nn.Linear(64, act_dim),
+        )
         self.generator = torch.Generator().manual_seed(seed)
 
     @torch.no_grad()
@@ -129,6 +136,7 @@ def gymnasium_vector(family_id: str, gym_id: str, n: int, vectorization: str) ->
             task = {k: v[i] for k, v in scales.items()}
             apply_to_model(inner.model, inner.data, base_values(inner.model, list(task)), task)
             return env
+
         return thunk
 
     cls = gym.vector.AsyncVectorEnv if vectorization == "async" else gym.vector.SyncVectorEnv
@@ -144,8 +152,9 @@ def gymnasium_vector(family_id: str, gym_id: str, n: int, vectorization: str) ->
     return Contestant(n, step, vec.close)
 
 
-def race(contestants: dict[str, Contestant], steps: dict[str, int], warmup: int, repeats: int
-         ) -> dict[str, float]:
+def race(
+    contestants: dict[str, Contestant], steps: dict[str, int], warmup: int, repeats: int
+) -> dict[str, float]:
     """Median env steps/s of each contestant, timed in interleaved rounds so that a change in
     the machine's load hits all of them alike."""
     for c in contestants.values():
@@ -158,8 +167,9 @@ def race(contestants: dict[str, Contestant], steps: dict[str, int], warmup: int,
             for _ in range(steps[name]):
                 c.step()
             times[name].append(time.perf_counter() - start)
-    return {name: contestants[name].n * steps[name] / statistics.median(t)
-            for name, t in times.items()}
+    return {
+        name: contestants[name].n * steps[name] / statistics.median(t) for name, t in times.items()
+    }
 
 
 def _rate(x: float) -> str:
@@ -179,9 +189,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {available_threads()} cores available to this process; Python "
-            f"{platform.python_version()}, torch {torch.__version__}, mujoco {mujoco.__version__}, "
-            f"gymnasium {gym.__version__}")
+    return (
+        f"{cpu}, {available_threads()} cores available to this process; Python "
+        f"{platform.python_version()}, torch {torch.__version__}, mujoco {mujoco.__version__}, "
+        f"gymnasium {gym.__version__}"
+    )
 
 
 def measure_row(robot: str, n: int, args: argparse.Namespace) -> dict[str, float]:
@@ -195,10 +207,17 @@ def measure_row(robot: str, n: int, args: argparse.Namespace) -> dict[str, float
             contestants["async"] = gymnasium_vector(family_id, gym_id, n, "async")
         except OSError as err:  # fork can run out of memory on a shared machine
             print(f"AsyncVectorEnv with {n} processes failed: {err}", file=sys.stderr)
-    contestants.update(ours=ours(family_id, n), raw=raw_batch(family_id, family_cls, n),
-                       sync=gymnasium_vector(family_id, gym_id, n, "sync"))
-    steps = {"ours": args.steps, "raw": args.steps, "sync": args.peer_steps,
-             "async": args.peer_steps}
+    contestants.update(
+        ours=ours(family_id, n),
+        raw=raw_batch(family_id, family_cls, n),
+        sync=gymnasium_vector(family_id, gym_id, n, "sync"),
+    )
+    steps = {
+        "ours": args.steps,
+        "raw": args.steps,
+        "sync": args.peer_steps,
+        "async": args.peer_steps,
+    }
     rate = race(contestants, steps, args.warmup, args.repeats)
     for c in contestants.values():
         c.close()
@@ -208,17 +227,30 @@ def measure_row(robot: str, n: int, args: argparse.Namespace) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 512, 2048],
-                        help="N for HalfCheetah")
-    parser.add_argument("--robots", nargs="*", default=["Ant", "Hopper", "Walker2d"],
-                        help="other robots, run at --other-size")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[32, 512, 2048], help="N for HalfCheetah"
+    )
+    parser.add_argument(
+        "--robots",
+        nargs="*",
+        default=["Ant", "Hopper", "Walker2d"],
+        help="other robots, run at --other-size",
+    )
     parser.add_argument("--other-size", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=200, help="timed steps of our backend and the ceiling")
-    parser.add_argument("--peer-steps", type=int, default=50, help="timed steps of Gymnasium's vector envs")
+    parser.add_argument(
+        "--steps", type=int, default=200, help="timed steps of our backend and the ceiling"
+    )
+    parser.add_argument(
+        "--peer-steps", type=int, default=50, help="timed steps of Gymnasium's vector envs"
+    )
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--async-max", type=int, default=512,
-                        help="largest N for AsyncVectorEnv (one process per env)")
+    parser.add_argument(
+        "--async-max",
+        type=int,
+        default=512,
+        help="largest N for AsyncVectorEnv (one process per env)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write a markdown report here")
     parser.add_argument("--row", nargs=2, metavar=("ROBOT", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -230,8 +262,10 @@ def main() -> None:
     load_before = os.getloadavg()
     runs = [("HalfCheetah", n) for n in args.sizes] + [(r, args.other_size) for r in args.robots]
     rows = []
-    header = ("| robot | N | ours+policy | raw batch (ceiling) | sync | async | ours/ceiling "
-              "| ours/sync | ours/async | load (1 min) |")
+    header = (
+        "| robot | N | ours+policy | raw batch (ceiling) | sync | async | ours/ceiling "
+        "| ours/sync | ours/async | load (1 min) |"
+    )
     print(header)
     print("|---" * 10 + "|")
     for robot, n in runs:
@@ -243,31 +277,43 @@ def main() -> None:
             if "AsyncVectorEnv" in line:
                 print(line, file=sys.stderr)
         rate = json.loads(result.stdout.strip().splitlines()[-1])
-        row = (f"| {robot} | {n} | {_rate(rate['ours'])} | {_rate(rate['raw'])} "
-               f"| {_rate(rate['sync'])} | {_rate(rate['async'])} | {rate['ours'] / rate['raw']:.2f} "
-               f"| {_ratio(rate['ours'], rate['sync'])} | {_ratio(rate['ours'], rate['async'])} "
-               f"| {rate['load']:.1f} |")
+        row = (
+            f"| {robot} | {n} | {_rate(rate['ours'])} | {_rate(rate['raw'])} "
+            f"| {_rate(rate['sync'])} | {_rate(rate['async'])} | {rate['ours'] / rate['raw']:.2f} "
+            f"| {_ratio(rate['ours'], rate['sync'])} | {_ratio(rate['ours'], rate['async'])} "
+            f"| {rate['load']:.1f} |"
+        )
         print(row, flush=True)
         rows.append(row)
     load_after = os.getloadavg()
 
     if args.out is not None:
         command = "python " + " ".join(sys.argv)
-        text = "\n".join([
-            "# MuJoCo rollout throughput (env steps/s)", "",
-            f"Command: `{command}`", "",
-            f"Machine: {machine()}.", "",
-            f"Load average (1, 5, 15 min) before: {load_before[0]:.2f}, {load_before[1]:.2f}, "
-            f"{load_before[2]:.2f}; after: {load_after[0]:.2f}, {load_after[1]:.2f}, "
-            f"{load_after[2]:.2f}.", "",
-            "Randomized dynamics (ProMP RandParams ranges, train split), one task per env. "
-            f"Median of {args.repeats} interleaved runs; ours and the ceiling over {args.steps} steps "
-            f"(autoreset at the 200-step horizon {'included' if args.steps >= 200 else 'not reached'}), "
-            f"Gymnasium's vector envs over {args.peer_steps} steps, all with the same MLP policy "
-            "in the loop except the ceiling. Async: one process per env, not run above N = "
-            f"{args.async_max}.", "",
-            header, "|---" * 10 + "|", *rows, "",
-        ])
+        text = "\n".join(
+            [
+                "# MuJoCo rollout throughput (env steps/s)",
+                "",
+                f"Command: `{command}`",
+                "",
+                f"Machine: {machine()}.",
+                "",
+                f"Load average (1, 5, 15 min) before: {load_before[0]:.2f}, {load_before[1]:.2f}, "
+                f"{load_before[2]:.2f}; after: {load_after[0]:.2f}, {load_after[1]:.2f}, "
+                f"{load_after[2]:.2f}.",
+                "",
+                "Randomized dynamics (ProMP RandParams ranges, train split), one task per env. "
+                f"Median of {args.repeats} interleaved runs; ours and the ceiling over {args.steps} steps "
+                f"(autoreset at the 200-step horizon {'included' if args.steps >= 200 else 'not reached'}), "
+                f"Gymnasium's vector envs over {args.peer_steps} steps, all with the same MLP policy "
+                "in the loop except the ceiling. Async: one process per env, not run above N = "
+                f"{args.async_max}.",
+                "",
+                header,
+                "|---" * 10 + "|",
+                *rows,
+                "",
+            ]
+        )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
 

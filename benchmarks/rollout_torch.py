@@ -58,7 +58,9 @@ def bench_env(n: int, device: torch.device, steps: int) -> float:
 def bench_rollout(n: int, device: torch.device, episodes: int) -> float:
     env = metarl.make_batched_env(ENV_ID, n, device=device)
     env.set_tasks(_tasks(n))
-    policy = make_mlp_policy(env.single_observation_space, env.single_action_space, (64, 64)).to(device)
+    policy = make_mlp_policy(env.single_observation_space, env.single_action_space, (64, 64)).to(
+        device
+    )
     g = torch.Generator(device=device).manual_seed(0)
 
     @torch.no_grad()
@@ -76,8 +78,10 @@ def bench_rollout(n: int, device: torch.device, episodes: int) -> float:
 
 
 def bench_gymnasium(n: int, steps: int) -> float:
-    vec = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID) for _ in range(n)],
-                                   autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    vec = gym.vector.SyncVectorEnv(
+        [lambda: gym.make(ENV_ID) for _ in range(n)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
     vec.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = rng.uniform(-0.1, 0.1, size=(16, n, 2)).astype(np.float32)
@@ -100,17 +104,23 @@ def main() -> None:
 
     gym_n = min(1024, min(args.sizes))
     gym_sps = bench_gymnasium(gym_n, steps=100)
-    print(f"# {ENV_ID}, device={device}, torch threads={args.threads}, torch {torch.__version__}, "
-          f"{platform.processor() or platform.machine()}")
+    print(
+        f"# {ENV_ID}, device={device}, torch threads={args.threads}, torch {torch.__version__}, "
+        f"{platform.processor() or platform.machine()}"
+    )
     print(f"# gymnasium SyncVectorEnv at N={gym_n}: {gym_sps:,.0f} env steps/s (the peer)")
-    print(f"| {'N':>7} | {'torch env (steps/s)':>20} | {'x gym':>6} | {'torch + MLP rollout':>20} | {'x gym':>6} |")
+    print(
+        f"| {'N':>7} | {'torch env (steps/s)':>20} | {'x gym':>6} | {'torch + MLP rollout':>20} | {'x gym':>6} |"
+    )
     print(f"|{'-' * 9}|{'-' * 22}|{'-' * 8}|{'-' * 22}|{'-' * 8}|")
     for n in args.sizes:
         steps = max(20, min(2000, 20_000_000 // n))
         env_sps = bench_env(n, device, steps)
         roll_sps = bench_rollout(n, device, episodes=1 if n > 100_000 else 3)
-        print(f"| {n:>7,} | {env_sps:>20,.0f} | {env_sps / gym_sps:>6.0f} | {roll_sps:>20,.0f} | "
-              f"{roll_sps / gym_sps:>6.0f} |")
+        print(
+            f"| {n:>7,} | {env_sps:>20,.0f} | {env_sps / gym_sps:>6.0f} | {roll_sps:>20,.0f} | "
+            f"{roll_sps / gym_sps:>6.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -79,9 +79,17 @@ class BanditBatched(TorchTaskEnv):
     single_observation_space, single_action_space = _spaces(DEFAULT_NUM_ARMS)
     max_episode_steps = 1
 
-    def __init__(self, num_tasks: int, envs_per_task: int = 1, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, seed: int = 0,
-                 num_arms: int = DEFAULT_NUM_ARMS, max_episode_steps: int = 1, **dist_kwargs: Any):
+    def __init__(
+        self,
+        num_tasks: int,
+        envs_per_task: int = 1,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        num_arms: int = DEFAULT_NUM_ARMS,
+        max_episode_steps: int = 1,
+        **dist_kwargs: Any,
+    ):
         super().__init__(num_tasks, envs_per_task, device, dtype, seed, max_episode_steps)
         self.distribution = BanditTasks(num_arms, **dist_kwargs)
         self.num_arms = self.distribution.num_arms
@@ -101,7 +109,9 @@ class BanditBatched(TorchTaskEnv):
 
     def _transition(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.task["probs"].gather(1, action[:, None])[:, 0]  # [env]
-        u = torch.rand(self.num_envs, generator=self.generator, device=self.device, dtype=self.dtype)
+        u = torch.rand(
+            self.num_envs, generator=self.generator, device=self.device, dtype=self.dtype
+        )
         self._expected = p
         reward = (u < p).to(self.dtype)  # Bernoulli(p): u in [0, 1), so p=0 never pays, p=1 always
         # A pull ends the episode: there is no next state, so it terminates (not a time limit).

@@ -81,8 +81,13 @@ class TargetVelocity(TaskDistribution):
         return {"velocity": v.float()}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "velocity": {
-            "train/test": f"U[{self.low}, {self.high}]", "ood": f"U({self.high}, {self.ood_high}]"}}
+        return {
+            **super().describe(),
+            "velocity": {
+                "train/test": f"U[{self.low}, {self.high}]",
+                "ood": f"U({self.high}, {self.ood_high}]",
+            },
+        }
 
 
 class ForwardBackward(TaskDistribution):
@@ -133,9 +138,13 @@ class GoalInDisc(TaskDistribution):
         return {"goal": (r[:, None] * torch.stack([angle.cos(), angle.sin()], dim=1)).float()}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "goal": {
-            "train/test": f"uniform in r <= {self.radius}",
-            "ood": f"uniform in {self.radius} < r <= {self.ood_radius}"}}
+        return {
+            **super().describe(),
+            "goal": {
+                "train/test": f"uniform in r <= {self.radius}",
+                "ood": f"uniform in {self.radius} < r <= {self.ood_radius}",
+            },
+        }
 
 
 # --- robots (Gymnasium v5 observations and costs) -----------------------------------------------
@@ -174,8 +183,12 @@ class HalfCheetah(Locomotion):
     qvel_noise = "normal"
     max_episode_steps = HORIZON
 
-    def __init__(self, ctrl_cost_weight: float = 0.1, reset_noise_scale: float = 0.1,
-                 dynamics: Dynamics | None = None):
+    def __init__(
+        self,
+        ctrl_cost_weight: float = 0.1,
+        reset_noise_scale: float = 0.1,
+        dynamics: Dynamics | None = None,
+    ):
         self.ctrl_cost_weight = ctrl_cost_weight
         self.reset_noise_scale = reset_noise_scale
         self.distribution = self.make_distribution(dynamics)
@@ -235,10 +248,16 @@ class Ant(Locomotion):
     #: whether the observation keeps the torso's x, y
     observe_xy = False
 
-    def __init__(self, ctrl_cost_weight: float = 0.5, contact_cost_weight: float = 5e-4,
-                 healthy_reward: float = 1.0, terminate_when_unhealthy: bool = True,
-                 healthy_z_range: tuple[float, float] = (0.2, 1.0),
-                 reset_noise_scale: float = 0.1, dynamics: Dynamics | None = None):
+    def __init__(
+        self,
+        ctrl_cost_weight: float = 0.5,
+        contact_cost_weight: float = 5e-4,
+        healthy_reward: float = 1.0,
+        terminate_when_unhealthy: bool = True,
+        healthy_z_range: tuple[float, float] = (0.2, 1.0),
+        reset_noise_scale: float = 0.1,
+        dynamics: Dynamics | None = None,
+    ):
         self.ctrl_cost_weight = ctrl_cost_weight
         self.contact_cost_weight = contact_cost_weight
         self.healthy_reward = healthy_reward
@@ -321,9 +340,14 @@ class PlanarWalker(Locomotion):
     healthy_angle_range: tuple[float, float]
     healthy_state_range: tuple[float, float] | None = None
 
-    def __init__(self, ctrl_cost_weight: float = 1e-3, healthy_reward: float = 1.0,
-                 terminate_when_unhealthy: bool = True, reset_noise_scale: float = 5e-3,
-                 dynamics: Dynamics | None = None):
+    def __init__(
+        self,
+        ctrl_cost_weight: float = 1e-3,
+        healthy_reward: float = 1.0,
+        terminate_when_unhealthy: bool = True,
+        reset_noise_scale: float = 5e-3,
+        dynamics: Dynamics | None = None,
+    ):
         self.ctrl_cost_weight = ctrl_cost_weight
         self.healthy_reward = healthy_reward
         self.terminate_when_unhealthy = terminate_when_unhealthy
@@ -333,8 +357,12 @@ class PlanarWalker(Locomotion):
     def healthy(self, xp: ModuleType, s: State) -> Array:
         qpos = s["qpos"]
         z, angle = qpos[..., 1], qpos[..., 2]
-        ok = ((z > self.healthy_z_range[0]) & (z < self.healthy_z_range[1])
-              & (angle > self.healthy_angle_range[0]) & (angle < self.healthy_angle_range[1]))
+        ok = (
+            (z > self.healthy_z_range[0])
+            & (z < self.healthy_z_range[1])
+            & (angle > self.healthy_angle_range[0])
+            & (angle < self.healthy_angle_range[1])
+        )
         if self.healthy_state_range is not None:
             lo, hi = self.healthy_state_range
             state = xp.concat([qpos, s["qvel"]], -1)[..., 2:]

@@ -56,9 +56,13 @@ class PointNavTasks(TaskDistribution):
         return {"goal": torch.stack([x, y], dim=1).float()}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "goal": {
-            "train/test": f"U[-{self.goal_range}, {self.goal_range}]^2",
-            "ood": f"{self.goal_range} < max(|x|,|y|) <= {self.ood_range}"}}
+        return {
+            **super().describe(),
+            "goal": {
+                "train/test": f"U[-{self.goal_range}, {self.goal_range}]^2",
+                "ood": f"{self.goal_range} < max(|x|,|y|) <= {self.ood_range}",
+            },
+        }
 
 
 def _spaces() -> tuple[gym.spaces.Box, gym.spaces.Box]:
@@ -74,9 +78,17 @@ class PointNavBatched(TorchTaskEnv):
     single_observation_space, single_action_space = _spaces()
     max_episode_steps = HORIZON
 
-    def __init__(self, num_tasks: int, envs_per_task: int = 1, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, seed: int = 0, goal_tolerance: float = 0.01,
-                 max_episode_steps: int = HORIZON, **dist_kwargs: Any):
+    def __init__(
+        self,
+        num_tasks: int,
+        envs_per_task: int = 1,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        goal_tolerance: float = 0.01,
+        max_episode_steps: int = HORIZON,
+        **dist_kwargs: Any,
+    ):
         super().__init__(num_tasks, envs_per_task, device, dtype, seed, max_episode_steps)
         self.distribution = PointNavTasks(**dist_kwargs)
         self.goal_tolerance = goal_tolerance

@@ -62,8 +62,14 @@ class TabularMDPTasks(TaskDistribution):
     family = "tabular_mdp"
     splits = ("train", "test")
 
-    def __init__(self, num_states: int = NUM_STATES, num_actions: int = NUM_ACTIONS,
-                 reward_prior_mean: float = 1.0, reward_prior_std: float = 1.0, **_: Any):
+    def __init__(
+        self,
+        num_states: int = NUM_STATES,
+        num_actions: int = NUM_ACTIONS,
+        reward_prior_mean: float = 1.0,
+        reward_prior_std: float = 1.0,
+        **_: Any,
+    ):
         self.num_states, self.num_actions = _check_sizes(num_states, num_actions)
         self.reward_prior_mean = float(reward_prior_mean)
         self.reward_prior_std = float(reward_prior_std)
@@ -71,15 +77,19 @@ class TabularMDPTasks(TaskDistribution):
     def _sample(self, n: int, split: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
         s, a = self.num_states, self.num_actions
         mean = self.reward_prior_mean + self.reward_prior_std * torch.randn(
-            n, s, a, generator=generator)  # [task, state, action]
+            n, s, a, generator=generator
+        )  # [task, state, action]
         transition = sample_flat_dirichlet((n, s, a, s), generator)  # [task, state, action, next]
         return {"reward_mean": mean, "transition": transition}
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "num_states": self.num_states,
-                "num_actions": self.num_actions,
-                "reward_mean": f"N({self.reward_prior_mean}, {self.reward_prior_std}^2)",
-                "transition": "Dirichlet(1, ..., 1) per (state, action)"}
+        return {
+            **super().describe(),
+            "num_states": self.num_states,
+            "num_actions": self.num_actions,
+            "reward_mean": f"N({self.reward_prior_mean}, {self.reward_prior_std}^2)",
+            "transition": "Dirichlet(1, ..., 1) per (state, action)",
+        }
 
 
 def _spaces(num_states: int, num_actions: int) -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
@@ -90,10 +100,12 @@ def _spaces(num_states: int, num_actions: int) -> tuple[gym.spaces.Box, gym.spac
 def _check_task_shapes(shapes: dict[str, tuple[int, ...]], s: int, a: int, where: str) -> None:
     expected = {"reward_mean": (s, a), "transition": (s, a, s)}
     for name, shape in expected.items():
-        if shapes[name][-len(shape):] != shape:
-            raise ValueError(f"{where}: task parameter {name!r} has shape {shapes[name]}, expected "
-                             f"(..., {', '.join(map(str, shape))}) for num_states={s}, "
-                             f"num_actions={a}")
+        if shapes[name][-len(shape) :] != shape:
+            raise ValueError(
+                f"{where}: task parameter {name!r} has shape {shapes[name]}, expected "
+                f"(..., {', '.join(map(str, shape))}) for num_states={s}, "
+                f"num_actions={a}"
+            )
 
 
 class TabularMDPBatched(TorchTaskEnv):
@@ -103,10 +115,19 @@ class TabularMDPBatched(TorchTaskEnv):
     single_observation_space, single_action_space = _spaces(NUM_STATES, NUM_ACTIONS)
     max_episode_steps = HORIZON
 
-    def __init__(self, num_tasks: int, envs_per_task: int = 1, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32, seed: int = 0,
-                 num_states: int = NUM_STATES, num_actions: int = NUM_ACTIONS,
-                 reward_std: float = 1.0, max_episode_steps: int = HORIZON, **dist_kwargs: Any):
+    def __init__(
+        self,
+        num_tasks: int,
+        envs_per_task: int = 1,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        num_states: int = NUM_STATES,
+        num_actions: int = NUM_ACTIONS,
+        reward_std: float = 1.0,
+        max_episode_steps: int = HORIZON,
+        **dist_kwargs: Any,
+    ):
         super().__init__(num_tasks, envs_per_task, device, dtype, seed, max_episode_steps)
         self.distribution = TabularMDPTasks(num_states, num_actions, **dist_kwargs)
         self.num_states = self.distribution.num_states
@@ -115,13 +136,18 @@ class TabularMDPBatched(TorchTaskEnv):
             raise ValueError(f"reward_std={reward_std!r} must be >= 0")
         self.reward_std = float(reward_std)
         self.single_observation_space, self.single_action_space = _spaces(
-            self.num_states, self.num_actions)
+            self.num_states, self.num_actions
+        )
         self.state = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
         self._rows = torch.arange(self.num_envs, device=self.device)
 
     def set_tasks(self, tasks: TaskBatch) -> None:
-        _check_task_shapes({k: tuple(v.shape) for k, v in tasks.params.items()},
-                           self.num_states, self.num_actions, "TabularMDPBatched.set_tasks")
+        _check_task_shapes(
+            {k: tuple(v.shape) for k, v in tasks.params.items()},
+            self.num_states,
+            self.num_actions,
+            "TabularMDPBatched.set_tasks",
+        )
         super().set_tasks(tasks)
 
     def _reset_rows(self, mask: torch.Tensor) -> None:
@@ -132,14 +158,16 @@ class TabularMDPBatched(TorchTaskEnv):
 
     def _transition(self, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean = self.task["reward_mean"][self._rows, self.state, action]  # [env]
-        noise = torch.randn(self.num_envs, generator=self.generator, device=self.device,
-                            dtype=self.dtype)
+        noise = torch.randn(
+            self.num_envs, generator=self.generator, device=self.device, dtype=self.dtype
+        )
         reward = mean + self.reward_std * noise
         p = self.task["transition"][self._rows, self.state, action]  # [env, next]
         # Inverse-CDF draw: the next state is the number of CDF entries <= u (NumPy's
         # searchsorted(side="right")), clamped against rounding when the CDF ends just below 1.
-        u = torch.rand(self.num_envs, 1, generator=self.generator, device=self.device,
-                       dtype=p.dtype)
+        u = torch.rand(
+            self.num_envs, 1, generator=self.generator, device=self.device, dtype=p.dtype
+        )
         nxt = (p.cumsum(-1) <= u).sum(-1).clamp(max=self.num_states - 1)  # [env]
         self.state = nxt
         return reward, torch.zeros_like(nxt, dtype=torch.bool)
@@ -154,8 +182,14 @@ class TabularMDPEnv(TaskEnv):
     distribution = TabularMDPTasks()
     observation_space, action_space = _spaces(NUM_STATES, NUM_ACTIONS)
 
-    def __init__(self, task: Any = None, num_states: int = NUM_STATES,
-                 num_actions: int = NUM_ACTIONS, reward_std: float = 1.0, **dist_kwargs: Any):
+    def __init__(
+        self,
+        task: Any = None,
+        num_states: int = NUM_STATES,
+        num_actions: int = NUM_ACTIONS,
+        reward_std: float = 1.0,
+        **dist_kwargs: Any,
+    ):
         self.distribution = TabularMDPTasks(num_states, num_actions, **dist_kwargs)
         self.num_states = self.distribution.num_states
         self.num_actions = self.distribution.num_actions
@@ -167,8 +201,12 @@ class TabularMDPEnv(TaskEnv):
         super().__init__(task)
 
     def _on_task_change(self) -> None:
-        _check_task_shapes({k: v.shape for k, v in self.task.items()}, self.num_states,
-                           self.num_actions, "TabularMDPEnv.task")
+        _check_task_shapes(
+            {k: v.shape for k, v in self.task.items()},
+            self.num_states,
+            self.num_actions,
+            "TabularMDPEnv.task",
+        )
         self._cdf = np.cumsum(self.task["transition"], axis=-1)  # [S, A, next]
 
     def _obs(self) -> np.ndarray:
@@ -183,8 +221,10 @@ class TabularMDPEnv(TaskEnv):
 
     def step(self, action):  # type: ignore[override]
         a = int(action)
-        reward = float(self.task["reward_mean"][self.state, a]
-                       + self.reward_std * self.np_random.standard_normal())
+        reward = float(
+            self.task["reward_mean"][self.state, a]
+            + self.reward_std * self.np_random.standard_normal()
+        )
         u = self.np_random.random()
         nxt = int(np.searchsorted(self._cdf[self.state, a], u, side="right"))
         self.state = min(nxt, self.num_states - 1)
@@ -199,5 +239,5 @@ register_task_env(
     max_episode_steps=HORIZON,
     kwargs={"num_states": NUM_STATES, "num_actions": NUM_ACTIONS, "reward_std": 1.0},
     description="random MDP, 10 states x 5 actions, N(1,1) mean rewards, Dirichlet(1) transitions "
-                "(RL² Table 2); 10-step episodes from state 0",
+    "(RL² Table 2); 10-step episodes from state 0",
 )

@@ -47,33 +47,104 @@ PAPER_TASKS = 1000  # the paper averages over 1000 bandits / MDPs
 # RL² Table 1 (ANCHORS.md 1): (n, k) -> paper numbers.
 PAPER_BANDITS: dict[tuple[int, int], dict[str, float]] = {
     (10, 5): dict(Random=5.0, Gittins=6.6, TS=5.7, OTS=6.5, UCB1=6.7, eps=6.6, Greedy=6.6, RL2=6.7),
-    (10, 10): dict(Random=5.0, Gittins=6.6, TS=5.5, OTS=6.2, UCB1=6.7, eps=6.6, Greedy=6.6, RL2=6.7),
-    (10, 50): dict(Random=5.1, Gittins=6.5, TS=5.2, OTS=5.5, UCB1=6.6, eps=6.5, Greedy=6.5, RL2=6.8),
-    (100, 5): dict(Random=49.9, Gittins=78.3, TS=74.7, OTS=77.9, UCB1=78.0, eps=75.4, Greedy=74.8,
-                   RL2=78.7),
-    (100, 10): dict(Random=49.9, Gittins=82.8, TS=76.7, OTS=81.4, UCB1=82.4, eps=77.4, Greedy=77.1,
-                    RL2=83.5),
-    (100, 50): dict(Random=49.8, Gittins=85.2, TS=64.5, OTS=67.7, UCB1=84.3, eps=78.3, Greedy=78.0,
-                    RL2=84.9),
-    (500, 5): dict(Random=249.8, Gittins=405.8, TS=402.0, OTS=406.7, UCB1=405.8, eps=388.2,
-                   Greedy=380.6, RL2=401.6),
-    (500, 10): dict(Random=249.0, Gittins=437.8, TS=429.5, OTS=438.9, UCB1=437.1, eps=408.0,
-                    Greedy=395.0, RL2=432.5),
-    (500, 50): dict(Random=249.6, Gittins=463.7, TS=427.2, OTS=437.6, UCB1=457.6, eps=413.6,
-                    Greedy=402.8, RL2=438.9),
+    (10, 10): dict(
+        Random=5.0, Gittins=6.6, TS=5.5, OTS=6.2, UCB1=6.7, eps=6.6, Greedy=6.6, RL2=6.7
+    ),
+    (10, 50): dict(
+        Random=5.1, Gittins=6.5, TS=5.2, OTS=5.5, UCB1=6.6, eps=6.5, Greedy=6.5, RL2=6.8
+    ),
+    (100, 5): dict(
+        Random=49.9, Gittins=78.3, TS=74.7, OTS=77.9, UCB1=78.0, eps=75.4, Greedy=74.8, RL2=78.7
+    ),
+    (100, 10): dict(
+        Random=49.9, Gittins=82.8, TS=76.7, OTS=81.4, UCB1=82.4, eps=77.4, Greedy=77.1, RL2=83.5
+    ),
+    (100, 50): dict(
+        Random=49.8, Gittins=85.2, TS=64.5, OTS=67.7, UCB1=84.3, eps=78.3, Greedy=78.0, RL2=84.9
+    ),
+    (500, 5): dict(
+        Random=249.8,
+        Gittins=405.8,
+        TS=402.0,
+        OTS=406.7,
+        UCB1=405.8,
+        eps=388.2,
+        Greedy=380.6,
+        RL2=401.6,
+    ),
+    (500, 10): dict(
+        Random=249.0,
+        Gittins=437.8,
+        TS=429.5,
+        OTS=438.9,
+        UCB1=437.1,
+        eps=408.0,
+        Greedy=395.0,
+        RL2=432.5,
+    ),
+    (500, 50): dict(
+        Random=249.6,
+        Gittins=463.7,
+        TS=427.2,
+        OTS=437.6,
+        UCB1=457.6,
+        eps=413.6,
+        Greedy=402.8,
+        RL2=438.9,
+    ),
 }
 # RL² Table 2 (ANCHORS.md 2): n -> paper numbers.
 PAPER_MDPS: dict[int, dict[str, float]] = {
-    10: dict(Random=100.1, PSRL=138.1, OPSRL=144.1, UCRL2=146.6, BEB=150.2, eps=132.8,
-             Greedy=134.8, RL2=156.2),
-    25: dict(Random=250.2, PSRL=408.8, OPSRL=425.2, UCRL2=424.1, BEB=427.8, eps=377.3,
-             Greedy=368.8, RL2=445.7),
-    50: dict(Random=499.7, PSRL=904.4, OPSRL=930.7, UCRL2=918.9, BEB=917.8, eps=823.3,
-             Greedy=769.3, RL2=936.1),
-    75: dict(Random=749.9, PSRL=1417.1, OPSRL=1449.2, UCRL2=1427.6, BEB=1422.6, eps=1293.9,
-             Greedy=1172.9, RL2=1428.8),
-    100: dict(Random=999.4, PSRL=1939.5, OPSRL=1973.9, UCRL2=1942.1, BEB=1935.1, eps=1778.2,
-              Greedy=1578.5, RL2=1913.7),
+    10: dict(
+        Random=100.1,
+        PSRL=138.1,
+        OPSRL=144.1,
+        UCRL2=146.6,
+        BEB=150.2,
+        eps=132.8,
+        Greedy=134.8,
+        RL2=156.2,
+    ),
+    25: dict(
+        Random=250.2,
+        PSRL=408.8,
+        OPSRL=425.2,
+        UCRL2=424.1,
+        BEB=427.8,
+        eps=377.3,
+        Greedy=368.8,
+        RL2=445.7,
+    ),
+    50: dict(
+        Random=499.7,
+        PSRL=904.4,
+        OPSRL=930.7,
+        UCRL2=918.9,
+        BEB=917.8,
+        eps=823.3,
+        Greedy=769.3,
+        RL2=936.1,
+    ),
+    75: dict(
+        Random=749.9,
+        PSRL=1417.1,
+        OPSRL=1449.2,
+        UCRL2=1427.6,
+        BEB=1422.6,
+        eps=1293.9,
+        Greedy=1172.9,
+        RL2=1428.8,
+    ),
+    100: dict(
+        Random=999.4,
+        PSRL=1939.5,
+        OPSRL=1973.9,
+        UCRL2=1942.1,
+        BEB=1935.1,
+        eps=1778.2,
+        Greedy=1578.5,
+        RL2=1913.7,
+    ),
 }
 
 UCB_C_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
@@ -114,8 +185,9 @@ def score(evaluator: Evaluator, agent: Adaptive, split: str) -> Score:
     return Score(float(trial.mean()), 1.96 * std / math.sqrt(n), std, n)
 
 
-def tune(make: Callable[[float], Adaptive], grid: Sequence[float],
-         evaluator: Evaluator) -> tuple[float, dict[float, float]]:
+def tune(
+    make: Callable[[float], Adaptive], grid: Sequence[float], evaluator: Evaluator
+) -> tuple[float, dict[float, float]]:
     """The grid value with the best mean trial return on the evaluator's ``train`` tasks."""
     means = {v: score(evaluator, make(v), "train").mean for v in grid}
     return max(means, key=lambda v: means[v]), means
@@ -126,15 +198,29 @@ def run_bandits(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, obj
     out: dict[tuple[int, int], dict[str, object]] = {}
     for n, k in args.bandit_cells:
         kw = {"num_arms": k}
-        test = Evaluator(BANDIT_ID, ("test",), args.num_tasks, args.seed,
-                         chunk_size=args.chunk_size, env_kwargs=kw)
-        train = Evaluator(BANDIT_ID, ("train",), args.tune_tasks, args.seed,
-                          chunk_size=args.chunk_size, env_kwargs=kw)
+        test = Evaluator(
+            BANDIT_ID,
+            ("test",),
+            args.num_tasks,
+            args.seed,
+            chunk_size=args.chunk_size,
+            env_kwargs=kw,
+        )
+        train = Evaluator(
+            BANDIT_ID,
+            ("train",),
+            args.tune_tasks,
+            args.seed,
+            chunk_size=args.chunk_size,
+            env_kwargs=kw,
+        )
         c, ucb_curve = tune(lambda v, n=n: UCB1(n, c=v), UCB_C_GRID, train)
-        eps_first, eps_curve = tune(lambda v, n=n: EpsilonGreedyBandit(n, v, "first"),
-                                    EPSILON_GRID, train)
-        eps_random, _ = tune(lambda v, n=n: EpsilonGreedyBandit(n, v, "random"), EPSILON_GRID,
-                             train)
+        eps_first, eps_curve = tune(
+            lambda v, n=n: EpsilonGreedyBandit(n, v, "first"), EPSILON_GRID, train
+        )
+        eps_random, _ = tune(
+            lambda v, n=n: EpsilonGreedyBandit(n, v, "random"), EPSILON_GRID, train
+        )
         gittins = GittinsIndex(n)  # discount 1 - 1/n
         agents: dict[str, Adaptive] = {
             "Random": RandomBandit(n),
@@ -146,9 +232,15 @@ def run_bandits(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, obj
             "eps/random ties": EpsilonGreedyBandit(n, eps_random, "random"),
             "Greedy/random ties": GreedyBandit(n, "random"),
         }
-        cell: dict[str, object] = {name: score(test, agent, "test") for name, agent in agents.items()}
-        cell["hyper"] = {"c": c, "eps": eps_first, "eps/random ties": eps_random,
-                         "discount": gittins.discount}
+        cell: dict[str, object] = {
+            name: score(test, agent, "test") for name, agent in agents.items()
+        }
+        cell["hyper"] = {
+            "c": c,
+            "eps": eps_first,
+            "eps/random ties": eps_random,
+            "discount": gittins.discount,
+        }
         cell["tuning"] = {"UCB1": ucb_curve, "eps": eps_curve}
         out[(n, k)] = cell
     return out
@@ -158,14 +250,16 @@ def run_bandits(args: argparse.Namespace) -> dict[tuple[int, int], dict[str, obj
 def run_mdps(args: argparse.Namespace) -> dict[int, dict[str, Score]]:
     out: dict[int, dict[str, Score]] = {}
     for n in args.mdp_trials:
-        test = Evaluator(MDP_ID, ("test",), args.mdp_num_tasks, args.seed,
-                         chunk_size=args.chunk_size)
+        test = Evaluator(
+            MDP_ID, ("test",), args.mdp_num_tasks, args.seed, chunk_size=args.chunk_size
+        )
         agents: dict[str, Adaptive] = {
             "Random": RandomMDP(n),
             "PSRL, prior mean 0": PSRL(n, reward_prior_mean=0.0),
             "PSRL, prior mean 1": PSRL(n, reward_prior_mean=1.0),
-            "Greedy, empirical": GreedyMDP(n, reward_prior_mean=0.0, reward_prior_std=math.inf,
-                                           transitions="empirical"),
+            "Greedy, empirical": GreedyMDP(
+                n, reward_prior_mean=0.0, reward_prior_std=math.inf, transitions="empirical"
+            ),
             "Greedy, Bayes mean": GreedyMDP(n, reward_prior_mean=1.0, transitions="posterior"),
         }
         out[n] = {name: score(test, agent, "test") for name, agent in agents.items()}
@@ -205,8 +299,14 @@ def render(args: argparse.Namespace, bandits: dict, mdps: dict, wall: dict[str, 
 
 def _bandit_section(bandits: dict) -> list[str]:
     cols = ["Random", "Gittins", "TS", "UCB1", "eps", "Greedy"]
-    heads = ["Random", "Gittins (discount 1 - 1/n)", "TS", "UCB1 (tuned c)",
-             "eps-greedy (tuned eps, first-index ties)", "Greedy (first-index ties)"]
+    heads = [
+        "Random",
+        "Gittins (discount 1 - 1/n)",
+        "TS",
+        "UCB1 (tuned c)",
+        "eps-greedy (tuned eps, first-index ties)",
+        "Greedy (first-index ties)",
+    ]
     lines = [
         "## Table 1: Bernoulli bandits, total reward of n pulls, k arms, p_i ~ U[0, 1]",
         "",
@@ -216,10 +316,20 @@ def _bandit_section(bandits: dict) -> list[str]:
     for (n, k), cell in bandits.items():
         paper = PAPER_BANDITS[(n, k)]
         digits = 2 if n <= 10 else 1
-        lines.append(f"| {n}, {k} | " + " | ".join(
-            cell[c].cell(paper[c], digits) for c in cols) + " |")
-    lines += ["", _tally({c: [cell[c].agrees(PAPER_BANDITS[key][c]) for key, cell in
-                              bandits.items()] for c in cols}, dict(zip(cols, heads, strict=True))), ""]
+        lines.append(
+            f"| {n}, {k} | " + " | ".join(cell[c].cell(paper[c], digits) for c in cols) + " |"
+        )
+    lines += [
+        "",
+        _tally(
+            {
+                c: [cell[c].agrees(PAPER_BANDITS[key][c]) for key, cell in bandits.items()]
+                for c in cols
+            },
+            dict(zip(cols, heads, strict=True)),
+        ),
+        "",
+    ]
     lines += [
         "Hyperparameters (tuned on train tasks for UCB1 over c in "
         f"{list(UCB_C_GRID)} and eps-greedy over eps in {list(EPSILON_GRID)}; "
@@ -238,35 +348,59 @@ def _bandit_section(bandits: dict) -> list[str]:
             f"| {n}, {k} | {hyper['c']:g} | {hyper['eps']:g} | {hyper['discount']:.4g} | "
             f"{cell['Greedy/random ties'].cell(paper['Greedy'], digits)} | "
             f"{cell['eps/random ties'].cell(paper['eps'], digits)} "
-            f"({hyper['eps/random ties']:g}) |")
-    lines += ["", "Tuning curves: mean trial return on the train bandits at each grid value "
-              "(the chosen value in bold).", ""]
-    for name, grid, key in (("UCB1 c", UCB_C_GRID, "UCB1"),
-                            ("eps (first-index ties)", EPSILON_GRID, "eps")):
-        lines += [f"| n, k | {name} = " + " | ".join(f"{v:g}" for v in grid) + " |",
-                  "|---|" + "---|" * len(grid)]
+            f"({hyper['eps/random ties']:g}) |"
+        )
+    lines += [
+        "",
+        "Tuning curves: mean trial return on the train bandits at each grid value "
+        "(the chosen value in bold).",
+        "",
+    ]
+    for name, grid, key in (
+        ("UCB1 c", UCB_C_GRID, "UCB1"),
+        ("eps (first-index ties)", EPSILON_GRID, "eps"),
+    ):
+        lines += [
+            f"| n, k | {name} = " + " | ".join(f"{v:g}" for v in grid) + " |",
+            "|---|" + "---|" * len(grid),
+        ]
         for (n, k), cell in bandits.items():
             curve = cell["tuning"][key]
             best = max(curve, key=lambda v, curve=curve: curve[v])
             fmt = "{:.2f}" if n <= 10 else "{:.1f}"
-            lines.append(f"| {n}, {k} | " + " | ".join(
-                (f"**{fmt.format(curve[v])}**" if v == best else fmt.format(curve[v]))
-                for v in grid) + " |")
+            lines.append(
+                f"| {n}, {k} | "
+                + " | ".join(
+                    (f"**{fmt.format(curve[v])}**" if v == best else fmt.format(curve[v]))
+                    for v in grid
+                )
+                + " |"
+            )
         lines.append("")
     return lines
 
 
 def _mdp_section(mdps: dict) -> list[str]:
-    cols = [("Random", "Random"), ("PSRL, prior mean 0", "PSRL"), ("PSRL, prior mean 1", "PSRL"),
-            ("Greedy, empirical", "Greedy"), ("Greedy, Bayes mean", "Greedy")]
-    heads = ["Random", "PSRL, reward prior N(0, 1)", "PSRL, reward prior N(1, 1)",
-             "Greedy, empirical model", "Greedy, Bayes mean, prior N(1, 1)"]
+    cols = [
+        ("Random", "Random"),
+        ("PSRL, prior mean 0", "PSRL"),
+        ("PSRL, prior mean 1", "PSRL"),
+        ("Greedy, empirical", "Greedy"),
+        ("Greedy, Bayes mean", "Greedy"),
+    ]
+    heads = [
+        "Random",
+        "PSRL, reward prior N(0, 1)",
+        "PSRL, reward prior N(1, 1)",
+        "Greedy, empirical model",
+        "Greedy, Bayes mean, prior N(1, 1)",
+    ]
     lines = [
         "## Table 2: random MDPs (10 states, 5 actions, 10-step episodes), total reward of n "
         "episodes",
         "",
         "PSRL: Normal rewards with known unit noise variance and prior N(m, 1) on each mean "
-        "reward, m = 0 (the paper's PSRL, ANCHORS.md 2 \"known quirk\") or m = 1 (the true "
+        'reward, m = 0 (the paper\'s PSRL, ANCHORS.md 2 "known quirk") or m = 1 (the true '
         "prior); Dirichlet(1) prior on transitions; one posterior sample per episode. Greedy, "
         "empirical model: sample-mean rewards (0 for an unvisited pair) and transition "
         "frequencies (uniform for an unvisited pair). Greedy, Bayes mean: the posterior-mean MDP "
@@ -278,18 +412,27 @@ def _mdp_section(mdps: dict) -> list[str]:
     ]
     for n, row in mdps.items():
         paper = PAPER_MDPS[n]
-        lines.append(f"| {n} | " + " | ".join(
-            row[name].cell(paper[key], 1) for name, key in cols) + " |")
-    tally = {name: [row[name].agrees(PAPER_MDPS[n][key]) for n, row in mdps.items()]
-             for name, key in cols}
-    return lines + ["", _tally(tally, {name: h for (name, _), h in zip(cols, heads, strict=True)}), ""]
+        lines.append(
+            f"| {n} | " + " | ".join(row[name].cell(paper[key], 1) for name, key in cols) + " |"
+        )
+    tally = {
+        name: [row[name].agrees(PAPER_MDPS[n][key]) for n, row in mdps.items()]
+        for name, key in cols
+    }
+    return lines + [
+        "",
+        _tally(tally, {name: h for (name, _), h in zip(cols, heads, strict=True)}),
+        "",
+    ]
 
 
 def _tally(agree: dict[str, list[bool]], heads: dict[str, str]) -> str:
     """One line: how many cells of each column agree with the paper."""
     parts = [f"{heads[c]} {sum(a)}/{len(a)}" for c, a in agree.items()]
-    return ("Cells that agree with the paper: " + ", ".join(parts) + ". (At a 95% level about "
-            "1 in 20 cells whose true values are equal is marked ✗ by chance.)")
+    return (
+        "Cells that agree with the paper: " + ", ".join(parts) + ". (At a 95% level about "
+        "1 in 20 cells whose true values are equal is marked ✗ by chance.)"
+    )
 
 
 NOTES = [
@@ -345,7 +488,7 @@ NOTES = [
     "",
     "**MDPs.** PSRL with the paper's prior mean 0 reproduces the paper in every row; with the",
     "true prior mean 1 it is about 4 lower at n = 10 and 25 and level or above from n = 50 (the",
-    "\"known quirk\" of ANCHORS.md 2). The paper does not define its Greedy; the certainty-equivalence",
+    '"known quirk" of ANCHORS.md 2). The paper does not define its Greedy; the certainty-equivalence',
     "agent on the empirical model (sample-mean rewards, 0 for an unvisited pair; transition",
     "frequencies, uniform for an unvisited pair) matches it in all five rows. With the true",
     "prior (posterior-mean MDP, N(1, 1) rewards, Dirichlet(1) transitions) greedy is far",

@@ -32,7 +32,9 @@ def pooled(results: list[dict]) -> tuple[list[float], list[float], list[float]]:
         ms = [r["mean"][j] for r in results]
         ns = [r["num_tasks"] for r in results]
         # The evaluator's CI over n >= 31 tasks is 1.96 * sd / sqrt(n): recover each sd.
-        sds = [(r["ci95"][j] or 0.0) * math.sqrt(n) / 1.96 for r, n in zip(results, ns, strict=True)]
+        sds = [
+            (r["ci95"][j] or 0.0) * math.sqrt(n) / 1.96 for r, n in zip(results, ns, strict=True)
+        ]
         total = sum(ns)
         m = sum(mi * n for mi, n in zip(ms, ns, strict=True)) / total
         ss = sum((n - 1) * sd**2 + n * (mi - m) ** 2 for mi, sd, n in zip(ms, sds, ns, strict=True))
@@ -55,8 +57,11 @@ def main() -> None:
             rec["result"] = res[agent]["test"]
             rows[rec["preset"]].append(rec)
     out = sys.stdout
-    out.write("| preset | seeds | " + " | ".join(f"step {j}" for j in range(4))
-              + " | wall-clock per run (s) | load avg |\n")
+    out.write(
+        "| preset | seeds | "
+        + " | ".join(f"step {j}" for j in range(4))
+        + " | wall-clock per run (s) | load avg |\n"
+    )
     out.write("|---|---|" + "---|" * 4 + "---|---|\n")
     for name, vals in PAPER.items():
         out.write(f"| {name} | | " + " | ".join(f"{v:.2f}" for v in vals) + " | | |\n")

@@ -43,20 +43,47 @@ ROOT = HERE.parent
 BUDGET_FILE = HERE / "results" / "rl2_budget.json"
 BASELINE_CACHE = HERE / "results" / "rl2_baselines.json"
 
-PAPER_BANDIT_RL2 = {(10, 5): 6.7, (10, 10): 6.7, (10, 50): 6.8, (100, 5): 78.7, (100, 10): 83.5,
-                    (100, 50): 84.9, (500, 5): 401.6, (500, 10): 432.5, (500, 50): 438.9}
-PAPER_BANDIT_GITTINS = {(10, 5): 6.6, (10, 10): 6.6, (10, 50): 6.5, (100, 5): 78.3,
-                        (100, 10): 82.8, (100, 50): 85.2, (500, 5): 405.8, (500, 10): 437.8,
-                        (500, 50): 463.7}
+PAPER_BANDIT_RL2 = {
+    (10, 5): 6.7,
+    (10, 10): 6.7,
+    (10, 50): 6.8,
+    (100, 5): 78.7,
+    (100, 10): 83.5,
+    (100, 50): 84.9,
+    (500, 5): 401.6,
+    (500, 10): 432.5,
+    (500, 50): 438.9,
+}
+PAPER_BANDIT_GITTINS = {
+    (10, 5): 6.6,
+    (10, 10): 6.6,
+    (10, 50): 6.5,
+    (100, 5): 78.3,
+    (100, 10): 82.8,
+    (100, 50): 85.2,
+    (500, 5): 405.8,
+    (500, 10): 437.8,
+    (500, 50): 463.7,
+}
 PAPER_MDP_RL2 = {10: 156.2, 25: 445.7, 50: 936.1, 75: 1428.8, 100: 1913.7}
 PAPER_MDP_OPSRL = {10: 144.1, 25: 425.2, 50: 930.7, 75: 1449.2, 100: 1973.9}
-PRIORITY = ["rl2_bandit_n10_k5", "rl2_bandit_n100_k5", "rl2_bandit_n100_k10",
-            "rl2_bandit_n500_k50", "rl2_mdp_n10", "rl2_mdp_n25"]
+PRIORITY = [
+    "rl2_bandit_n10_k5",
+    "rl2_bandit_n100_k5",
+    "rl2_bandit_n100_k10",
+    "rl2_bandit_n500_k50",
+    "rl2_mdp_n10",
+    "rl2_mdp_n25",
+]
 
 
 def _order(cfg: RunConfig) -> tuple[int, int, int]:
     family = 0 if "Bandit" in cfg.env else 1 if "TabularMDP" in cfg.env else 2
-    return family, int(cfg.algo.get("episodes_per_trial", 0)), int(cfg.env_kwargs.get("num_arms", 0))
+    return (
+        family,
+        int(cfg.algo.get("episodes_per_trial", 0)),
+        int(cfg.env_kwargs.get("num_arms", 0)),
+    )
 
 
 def presets() -> dict[str, RunConfig]:
@@ -74,10 +101,16 @@ def finished_runs(runs: Path, name: str) -> list[dict[str, Any]]:
         cfg = json.loads((d / "config.json").read_text())["config"]
         res = json.loads((d / "results.json").read_text())["rl2"]
         wall = (d / "results.json").stat().st_mtime - (d / "config.json").stat().st_mtime
-        steps = int(torch.load(d / "checkpoint.pt", map_location="cpu",
-                               weights_only=False)["env_steps"])
-        by_seed[int(cfg["seed"])] = {"dir": d, "config": cfg, "results": res, "wall": wall,
-                                     "steps": steps}
+        steps = int(
+            torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)["env_steps"]
+        )
+        by_seed[int(cfg["seed"])] = {
+            "dir": d,
+            "config": cfg,
+            "results": res,
+            "wall": wall,
+            "steps": steps,
+        }
     return [by_seed[s] for s in sorted(by_seed)]
 
 
@@ -94,12 +127,17 @@ def best_baseline(cfg: RunConfig, episodes: int) -> tuple[str, float, float]:
         grid = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
         tuned = {c: train.evaluate(UCB1(episodes, c=c))["train"].trial_return_mean for c in grid}
         c = max(tuned, key=lambda v: tuned[v])
-        agents = {"Gittins": GittinsIndex(episodes), f"UCB1 (c={c:g})": UCB1(episodes, c=c),
-                  "TS": ThompsonSampling(episodes)}
+        agents = {
+            "Gittins": GittinsIndex(episodes),
+            f"UCB1 (c={c:g})": UCB1(episodes, c=c),
+            "TS": ThompsonSampling(episodes),
+        }
     else:
-        agents = {"PSRL (prior mean 1)": PSRL(episodes, reward_prior_mean=1.0),
-                  "PSRL (prior mean 0)": PSRL(episodes, reward_prior_mean=0.0),
-                  "Greedy (prior mean 1)": GreedyMDP(episodes, reward_prior_mean=1.0)}
+        agents = {
+            "PSRL (prior mean 1)": PSRL(episodes, reward_prior_mean=1.0),
+            "PSRL (prior mean 0)": PSRL(episodes, reward_prior_mean=0.0),
+            "Greedy (prior mean 1)": GreedyMDP(episodes, reward_prior_mean=1.0),
+        }
     scores = {name: test.evaluate(a)["test"] for name, a in agents.items()}
     name = max(scores, key=lambda k: scores[k].trial_return_mean)
     return name, scores[name].trial_return_mean, scores[name].trial_return_ci95
@@ -146,21 +184,31 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
         target = paper if n <= 50 else PAPER_MDP_OPSRL[n]
     else:
         cell, paper, target = f"point nav, {n}-episode trials", math.nan, math.nan
-    cmd = (f"`metarl train experiments/{name}.toml --set seed=S --set runs_dir=runs/rl2` "
-           f"(S = 1, 2, 3)")
+    cmd = (
+        f"`metarl train experiments/{name}.toml --set seed=S --set runs_dir=runs/rl2` (S = 1, 2, 3)"
+    )
     if not runs:
         sps = budget.get(name)
-        est = (f"not run; {sps:,.0f} steps/s measured → {fmt_time(cfg.total_env_steps / sps)} "
-               f"per seed for the preset's {cfg.total_env_steps / 1e6:g}M steps (a guess, see "
-               f"notes)") if sps else "not run"
+        est = (
+            (
+                f"not run; {sps:,.0f} steps/s measured → {fmt_time(cfg.total_env_steps / sps)} "
+                f"per seed for the preset's {cfg.total_env_steps / 1e6:g}M steps (a guess, see "
+                f"notes)"
+            )
+            if sps
+            else "not run"
+        )
         return f"| {cell} | {est} | {_num(paper)} | – | {_num(target)} | – | – | {cmd} |"
     means = [r["results"]["test"]["trial_return_mean"] for r in runs]
     cis = [r["results"]["test"]["trial_return_ci95"] for r in runs]
     mean = statistics.fmean(means)
     if len(means) > 1:
         seed_ci = _t_quantile(len(means) - 1) * statistics.stdev(means) / math.sqrt(len(means))
-        ours = f"**{mean:.2f} ± {seed_ci:.2f}** ({len(means)} seeds: " + ", ".join(
-            f"{m:.2f}±{c:.2f}" for m, c in zip(means, cis, strict=True)) + ")"
+        ours = (
+            f"**{mean:.2f} ± {seed_ci:.2f}** ({len(means)} seeds: "
+            + ", ".join(f"{m:.2f}±{c:.2f}" for m, c in zip(means, cis, strict=True))
+            + ")"
+        )
     else:
         ours = f"**{mean:.2f}** ± {cis[0]:.2f} (1 seed)"
     if "PointNav" in cfg.env:
@@ -168,7 +216,8 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
         curve = [statistics.fmean(c[i] for c in curves) for i in range(len(curves[0]))]
         ood = [r["results"].get("ood", {}).get("mean") for r in runs]
         ours += "; return per episode of the trial (test, mean over seeds): " + " → ".join(
-            f"{v:.2f}" for v in curve)
+            f"{v:.2f}" for v in curve
+        )
         if all(o is not None for o in ood):
             ood_curve = [statistics.fmean(o[i] for o in ood) for i in range(len(ood[0]))]
             ours += "; ood goals: " + " → ".join(f"{v:.1f}" for v in ood_curve)
@@ -179,8 +228,10 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
     ok = "–" if math.isnan(target) else ("yes" if mean >= target else "no")
     steps = statistics.fmean(r["steps"] for r in runs)
     wall = statistics.fmean(r["wall"] for r in runs)
-    return (f"| {cell} | {ours} | {_num(paper)} | {base} | {_num(target)} ({ok}) | {steps / 1e6:.1f}M "
-            f"| {fmt_time(wall)} | {cmd} |")
+    return (
+        f"| {cell} | {ours} | {_num(paper)} | {base} | {_num(target)} ({ok}) | {steps / 1e6:.1f}M "
+        f"| {fmt_time(wall)} | {cmd} |"
+    )
 
 
 def render(runs_dir: Path, budget: dict[str, float]) -> str:
@@ -209,8 +260,11 @@ def render(runs_dir: Path, budget: dict[str, float]) -> str:
     ]
     for name, cfg in cfgs.items():
         lines.append(row(name, cfg, finished_runs(runs_dir, name), budget))
-    lines += ["", "Regenerate the table with `python experiments/rl2_results.py --measure` after "
-              "the runs; priority cells (done first on 2 cores): " + ", ".join(PRIORITY) + "."]
+    lines += [
+        "",
+        "Regenerate the table with `python experiments/rl2_results.py --measure` after "
+        "the runs; priority cells (done first on 2 cores): " + ", ".join(PRIORITY) + ".",
+    ]
     lines += NOTES
     return "\n".join(lines) + "\n"
 
@@ -248,8 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=Path, default=ROOT / "runs" / "rl2")
     p.add_argument("--out", type=Path, default=HERE / "results" / "rl2.md")
-    p.add_argument("--measure", action="store_true",
-                   help="time 2 iterations of every preset without a finished run")
+    p.add_argument(
+        "--measure",
+        action="store_true",
+        help="time 2 iterations of every preset without a finished run",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     budget = json.loads(BUDGET_FILE.read_text()) if BUDGET_FILE.exists() else {}

@@ -93,8 +93,13 @@ class StepBatch:
         idx = torch.randperm(n, generator=generator)[:m].to(self.obs.device)
         w = self.weight[:, idx]
         w = w / w.sum(-1, keepdim=True).clamp(min=torch.finfo(w.dtype).tiny)
-        return StepBatch(self.obs[:, idx], self.actions[:, idx], self.advantages[:, idx],
-                         self.log_probs[:, idx], w)
+        return StepBatch(
+            self.obs[:, idx],
+            self.actions[:, idx],
+            self.advantages[:, idx],
+            self.log_probs[:, idx],
+            w,
+        )
 
 
 def expand_params(params: Mapping[str, torch.Tensor], num_tasks: int) -> Params:
@@ -106,7 +111,9 @@ def expand_params(params: Mapping[str, torch.Tensor], num_tasks: int) -> Params:
     return {k: v.unsqueeze(0).expand(num_tasks, *v.shape) for k, v in params.items()}
 
 
-def step_size_schedule(base: StepSize, multipliers: Sequence[float], num_steps: int) -> list[StepSize]:
+def step_size_schedule(
+    base: StepSize, multipliers: Sequence[float], num_steps: int
+) -> list[StepSize]:
     """Step sizes of ``num_steps`` inner steps: ``base * multipliers[k]``, the last multiplier
     repeated. ``(1.0, 0.5)`` halves the step after the first, as the MAML paper's test scripts
     for 2D navigation did (step 0.5, then 0.25; ANCHORS.md section 3)."""
@@ -115,12 +122,15 @@ def step_size_schedule(base: StepSize, multipliers: Sequence[float], num_steps: 
     out: list[StepSize] = []
     for k in range(num_steps):
         m = float(multipliers[min(k, len(multipliers) - 1)])
-        out.append(base * m if isinstance(base, float | int) else {n: v * m for n, v in base.items()})
+        out.append(
+            base * m if isinstance(base, float | int) else {n: v * m for n, v in base.items()}
+        )
     return out
 
 
-def make_actor(policy: MLPPolicy, params: Params | None, num_tasks: int,
-               generator: torch.Generator) -> Actor:
+def make_actor(
+    policy: MLPPolicy, params: Params | None, num_tasks: int, generator: torch.Generator
+) -> Actor:
     """A rollout actor for ``policy``; ``params`` stacked per task, or None for the module's own.
 
     Rows of the env are task-major (``row = task * envs_per_task + j``), so a reshape to
@@ -173,8 +183,13 @@ class InnerRule:
             adv = (adv - mu) / (var.sqrt() + 1e-8)
         adv = adv * m
         actions = traj.actions if not traj.actions.is_floating_point() else traj.actions.to(dtype)
-        return StepBatch(obs.flatten(1, 2), actions.flatten(1, 2), adv.flatten(1, 2),
-                         traj.log_probs.to(dtype).flatten(1, 2), (m / count).flatten(1, 2))
+        return StepBatch(
+            obs.flatten(1, 2),
+            actions.flatten(1, 2),
+            adv.flatten(1, 2),
+            traj.log_probs.to(dtype).flatten(1, 2),
+            (m / count).flatten(1, 2),
+        )
 
     # --- the inner objective and step -------------------------------------------------------
     def loss(self, policy: MLPPolicy, params: Params, batch: StepBatch) -> torch.Tensor:
@@ -186,8 +201,9 @@ class InnerRule:
             surrogate = torch.exp(logp - batch.log_probs)
         return -batch.mean(surrogate * batch.advantages)
 
-    def step(self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize,
-             create_graph: bool) -> Params:
+    def step(
+        self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize, create_graph: bool
+    ) -> Params:
         """One gradient step for every task at once: ``theta_i - lr * grad L_i(theta_i)``.
 
         ``params`` are task-stacked. Called under ``torch.no_grad`` (evaluation, sampling) the
@@ -196,8 +212,10 @@ class InnerRule:
         """
         tracked = torch.is_grad_enabled()
         with torch.enable_grad():
-            params = {k: v if tracked and v.requires_grad else v.detach().requires_grad_()
-                      for k, v in params.items()}
+            params = {
+                k: v if tracked and v.requires_grad else v.detach().requires_grad_()
+                for k, v in params.items()
+            }
             loss = self.loss(policy, params, batch).sum()  # sum over tasks: row i gets grad L_i
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
         out = {}
@@ -206,8 +224,14 @@ class InnerRule:
             out[name] = p - alpha * g
         return out
 
-    def adapt(self, policy: MLPPolicy, params: Params, batches: Sequence[StepBatch],
-              lrs: Sequence[StepSize], create_graph: bool) -> list[Params]:
+    def adapt(
+        self,
+        policy: MLPPolicy,
+        params: Params,
+        batches: Sequence[StepBatch],
+        lrs: Sequence[StepSize],
+        create_graph: bool,
+    ) -> list[Params]:
         """Inner steps on fixed data: ``[theta_0, theta_1, ..., theta_K]`` (``theta_0 = params``).
 
         The outer objective recomputes the inner steps on the trajectories sampled earlier (one
@@ -221,9 +245,16 @@ class InnerRule:
 
     # --- evaluation: the adaptation curve -----------------------------------------------------
     @torch.no_grad()
-    def curve(self, policy: MLPPolicy, env: BatchedEnv, tasks: TaskBatch, lrs: Sequence[StepSize],
-              generator: torch.Generator, episodes: int,
-              params: Params | None = None) -> AdaptationCurve:
+    def curve(
+        self,
+        policy: MLPPolicy,
+        env: BatchedEnv,
+        tasks: TaskBatch,
+        lrs: Sequence[StepSize],
+        generator: torch.Generator,
+        episodes: int,
+        params: Params | None = None,
+    ) -> AdaptationCurve:
         """Return after 0, 1, ..., ``len(lrs)`` inner steps on each task of ``tasks``.
 
         At every point the policy samples ``episodes`` fresh trajectories per task (the MAML
@@ -245,8 +276,10 @@ class InnerRule:
             steps += traj.num_steps
             if k < len(lrs):
                 batch = self.process(traj, dtype)
-                theta = {n: v.detach() for n, v in
-                         self.step(policy, theta, batch, lrs[k], create_graph=False).items()}
+                theta = {
+                    n: v.detach()
+                    for n, v in self.step(policy, theta, batch, lrs[k], create_graph=False).items()
+                }
         return AdaptationCurve(torch.stack(scores, dim=1).cpu(), "gradient_step", env_steps=steps)
 
 
@@ -269,8 +302,9 @@ def detach_distribution(dist: Distribution) -> Distribution:
 
     if isinstance(dist, Independent) and isinstance(dist.base_dist, Normal):
         base = dist.base_dist
-        return Independent(Normal(base.loc.detach(), base.scale.detach()),
-                           dist.reinterpreted_batch_ndims)
+        return Independent(
+            Normal(base.loc.detach(), base.scale.detach()), dist.reinterpreted_batch_ndims
+        )
     if isinstance(dist, Categorical):
         return Categorical(logits=dist.logits.detach())
     raise TypeError(f"detach_distribution does not know {type(dist).__name__}")

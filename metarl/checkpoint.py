@@ -32,7 +32,9 @@ def save_checkpoint(state: dict[str, Any], run_dir: str | Path) -> Path:
     return path
 
 
-def load_checkpoint(run_dir: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    run_dir: str | Path, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     path = Path(run_dir) / CHECKPOINT
     if not path.exists():
         prev = Path(run_dir) / "checkpoint.prev.pt"

@@ -1,11 +1,11 @@
 """Command line: ``metarl train``, ``metarl eval``, ``metarl list``.
 
-    metarl train                                  # the embedded default (a short run)
-    metarl train experiments/rl2_bandit_n10_k5.toml --set seed=2 --set algo.ppo.learning_rate=1e-3
-    metarl train --resume runs/rl2__1__1763776000  # continue a run from its checkpoint
-    metarl eval runs/rl2__1__1763776000 --splits test ood
-    metarl eval --baseline ucb1 --env metarl/Bandit-v0 --set env_kwargs.num_arms=10 --set trial_episodes=100
-    metarl list
+metarl train                                  # the embedded default (a short run)
+metarl train experiments/rl2_bandit_n10_k5.toml --set seed=2 --set algo.ppo.learning_rate=1e-3
+metarl train --resume runs/rl2__1__1763776000  # continue a run from its checkpoint
+metarl eval runs/rl2__1__1763776000 --splits test ood
+metarl eval --baseline ucb1 --env metarl/Bandit-v0 --set env_kwargs.num_arms=10 --set trial_episodes=100
+metarl list
 """
 
 from __future__ import annotations
@@ -23,8 +23,11 @@ __all__ = ["main", "resolve_config"]
 
 
 def _preset_names() -> list[str]:
-    return sorted(p.name.removesuffix(".toml") for p in resources.files("metarl.presets").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(
+        p.name.removesuffix(".toml")
+        for p in resources.files("metarl.presets").iterdir()
+        if p.name.endswith(".toml")
+    )
 
 
 def resolve_config(config: str | None, overrides: list[str]) -> RunConfig:
@@ -32,12 +35,15 @@ def resolve_config(config: str | None, overrides: list[str]) -> RunConfig:
     if config is None or not Path(config).exists():
         name = config or "default"
         if name not in _preset_names():
-            raise ConfigError(f"config {name!r} is neither a file nor an embedded preset; "
-                              f"presets: {_preset_names()}")
+            raise ConfigError(
+                f"config {name!r} is neither a file nor an embedded preset; "
+                f"presets: {_preset_names()}"
+            )
         import tomllib
 
         data: dict[str, Any] = tomllib.loads(
-            resources.files("metarl.presets").joinpath(f"{name}.toml").read_text())
+            resources.files("metarl.presets").joinpath(f"{name}.toml").read_text()
+        )
     else:
         data = load_config(config)
     return from_dict(RunConfig, parse_overrides(data, overrides))
@@ -55,8 +61,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run_dir = train(cfg, resume=args.resume, progress=not args.quiet)
     else:
         run_dir = train(resolve_config(args.config, args.overrides), progress=not args.quiet)
-    sys.stdout.write(f"run directory: {run_dir}\n"
-                     f"  tensorboard --logdir {run_dir.parent}\n")
+    sys.stdout.write(f"run directory: {run_dir}\n  tensorboard --logdir {run_dir.parent}\n")
     results = run_dir / "results.json"
     if results.exists():
         _print_results(json.loads(results.read_text()))
@@ -75,11 +80,18 @@ def _print_results(results: dict[str, Any]) -> None:
         for split, r in per_split.items():
             steps = r["axis"] == "gradient_step"
             label = "step" if steps else "ep"
-            pts = "  ".join(f"{label}{p}: {m:.3g}±{c:.2g}"
-                            for p, m, c in list(zip(r["points"], r["mean"], r["ci95"], strict=True))[:12])
+            pts = "  ".join(
+                f"{label}{p}: {m:.3g}±{c:.2g}"
+                for p, m, c in list(zip(r["points"], r["mean"], r["ci95"], strict=True))[:12]
+            )
             # a trial's total return is the RL² score; summed over gradient steps it means nothing
-            total = "" if steps else (f" trial return {r['trial_return_mean']:.4g} ± "
-                                      f"{r['trial_return_ci95']:.2g} |")
+            total = (
+                ""
+                if steps
+                else (
+                    f" trial return {r['trial_return_mean']:.4g} ± {r['trial_return_ci95']:.2g} |"
+                )
+            )
             sys.stdout.write(f"  {agent} [{split}, {r['num_tasks']} tasks]{total} {pts}\n")
 
 
@@ -97,8 +109,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         opts = parse_overrides({}, args.overrides)
         env_kwargs = opts.pop("env_kwargs", {})
         agent = make_baseline(args.baseline, args.env, env_kwargs=env_kwargs, **opts)
-        evaluator = Evaluator(args.env, args.splits or ("test",), args.num_tasks or 1000,
-                              env_kwargs=env_kwargs)
+        evaluator = Evaluator(
+            args.env, args.splits or ("test",), args.num_tasks or 1000, env_kwargs=env_kwargs
+        )
         results = evaluator.evaluate(agent)
         out = Path(args.out or f"runs/eval_{args.baseline}")
         write_results({args.baseline: results}, out, title=f"{args.baseline} on {args.env}")
@@ -131,8 +144,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for env_id in list_task_envs():
         spec = task_env_spec(env_id)
         dist = make_distribution(env_id)
-        out.write(f"  {env_id:32s} splits={','.join(dist.splits):16s} "
-                  f"backends={','.join(spec.backends):22s} {spec.description}\n")
+        out.write(
+            f"  {env_id:32s} splits={','.join(dist.splits):16s} "
+            f"backends={','.join(spec.backends):22s} {spec.description}\n"
+        )
     out.write("algorithms:\n")
     for name in sorted(ALGORITHMS):
         out.write(f"  {name}\n")
@@ -153,10 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train an algorithm on a task family")
-    t.add_argument("config", nargs="?", help="a .toml/.json config or an embedded preset name "
-                   "(default: 'default')")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set seed=2 --set algo.hidden_size=128")
+    t.add_argument(
+        "config",
+        nargs="?",
+        help="a .toml/.json config or an embedded preset name (default: 'default')",
+    )
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set seed=2 --set algo.hidden_size=128",
+    )
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(fn=_cmd_train)
@@ -167,8 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--env", help="task family id (with --baseline)")
     e.add_argument("--splits", nargs="+", help="splits to evaluate (default: the run's)")
     e.add_argument("--num-tasks", type=int, help="tasks per split")
-    e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="baseline options, e.g. --set trial_episodes=100 --set env_kwargs.num_arms=10")
+    e.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="baseline options, e.g. --set trial_episodes=100 --set env_kwargs.num_arms=10",
+    )
     e.add_argument("--out", help="output directory (with --baseline)")
     e.set_defaults(fn=_cmd_eval)
 

@@ -23,8 +23,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["RunConfig", "EvalConfig", "from_dict", "to_dict", "load_config", "parse_overrides",
-           "ConfigError"]
+__all__ = [
+    "RunConfig",
+    "EvalConfig",
+    "from_dict",
+    "to_dict",
+    "load_config",
+    "parse_overrides",
+    "ConfigError",
+]
 
 T = TypeVar("T")
 
@@ -153,9 +160,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "config") -> T:
     try:
         return cls(**kwargs)
     except TypeError as err:
-        missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in kwargs]
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in kwargs
+        ]
         raise ConfigError(f"{path} is missing required key(s) {missing}") from err
 
 

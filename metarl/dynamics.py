@@ -135,7 +135,7 @@ def dynamics_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         if key.startswith(PREFIX):
             if isinstance(value, torch.Tensor):
                 value = value.detach().cpu().numpy()
-            out[key[len(PREFIX):]] = np.asarray(value, dtype=np.float64)
+            out[key[len(PREFIX) :]] = np.asarray(value, dtype=np.float64)
     return out
 
 
@@ -266,9 +266,14 @@ class WithDynamics(TaskDistribution):
 
     def _sample(self, n: int, split: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
         objective_split = split if split in self.objective.splits else "test"
-        return {**self.objective.sample(n, objective_split, generator).params,
-                **self.dynamics.sample(n, split, generator).params}
+        return {
+            **self.objective.sample(n, objective_split, generator).params,
+            **self.dynamics.sample(n, split, generator).params,
+        }
 
     def describe(self) -> dict[str, Any]:
-        return {**self.objective.describe(), **self.dynamics.describe(),
-                "splits": list(self.splits)}
+        return {
+            **self.objective.describe(),
+            **self.dynamics.describe(),
+            "splits": list(self.splits),
+        }

@@ -73,7 +73,9 @@ class BatchedEnv(ABC):
             )
         family = self.distribution.family
         if tasks.family != family:
-            raise ValueError(f"set_tasks got tasks of family {tasks.family!r}; this env runs {family!r}")
+            raise ValueError(
+                f"set_tasks got tasks of family {tasks.family!r}; this env runs {family!r}"
+            )
 
     @abstractmethod
     def set_tasks(self, tasks: TaskBatch) -> None: ...
@@ -136,8 +138,9 @@ class TorchTaskEnv(BatchedEnv):
         self._check_tasks(tasks)
         self.tasks = tasks
         self.task = {
-            k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype)
-            .repeat_interleave(self.envs_per_task, dim=0)
+            k: v.to(
+                self.device, self.dtype if v.is_floating_point() else v.dtype
+            ).repeat_interleave(self.envs_per_task, dim=0)
             for k, v in tasks.params.items()
         }
 
@@ -208,11 +211,14 @@ class TaskEnv(gym.Env):
             self._param_names = set(probe.params)
         expected = self._param_names
         if set(task) != expected:
-            raise ValueError(f"task has parameters {sorted(task)}; {type(self).__name__} needs "
-                             f"{sorted(expected)}")
+            raise ValueError(
+                f"task has parameters {sorted(task)}; {type(self).__name__} needs "
+                f"{sorted(expected)}"
+            )
         self._task = {
-            k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-            .astype(np.float64 if np.asarray(v).dtype.kind == "f" else np.int64)
+            k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)).astype(
+                np.float64 if np.asarray(v).dtype.kind == "f" else np.int64
+            )
             for k, v in task.items()
         }
         self._on_task_change()

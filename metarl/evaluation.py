@@ -87,8 +87,22 @@ class Adaptive(Protocol):
 
 
 # Two-sided 97.5% quantiles of Student's t, for small samples (seeds); normal beyond 30.
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-         9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
+_T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    15: 2.131,
+    20: 2.086,
+    25: 2.060,
+    30: 2.042,
+}
 
 
 def _t_quantile(dof: int) -> float:
@@ -132,8 +146,17 @@ class EvalResult:
         mean, ci = mean_ci(curve.returns)
         tmean, tci = mean_ci(curve.trial_return)
         succ = curve.success.double().mean(0).tolist() if curve.success is not None else None
-        return cls(split, curve.axis, curve.points, mean.tolist(), ci.tolist(), float(tmean),
-                   float(tci), curve.returns.shape[0], succ)
+        return cls(
+            split,
+            curve.axis,
+            curve.points,
+            mean.tolist(),
+            ci.tolist(),
+            float(tmean),
+            float(tci),
+            curve.returns.shape[0],
+            succ,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -164,8 +187,10 @@ class Evaluator:
         self.distribution = make_distribution(env_id, **(env_kwargs or {}))
         for s in splits:
             if s not in self.distribution.splits:
-                raise ValueError(f"eval split {s!r} is not a split of {env_id}; "
-                                 f"it has {list(self.distribution.splits)}")
+                raise ValueError(
+                    f"eval split {s!r} is not a split of {env_id}; "
+                    f"it has {list(self.distribution.splits)}"
+                )
         self.splits = tuple(splits)
         self.num_tasks = num_tasks
         self.seed = seed
@@ -187,8 +212,9 @@ class Evaluator:
         curves = []
         for start in range(0, len(tasks), self.chunk_size):
             chunk = tasks.select(slice(start, start + self.chunk_size))
-            env = make_batched_env(self.env_id, len(chunk), envs_per_task, self.device,
-                                   self.backend, **self.env_kwargs)  # type: ignore[arg-type]
+            env = make_batched_env(
+                self.env_id, len(chunk), envs_per_task, self.device, self.backend, **self.env_kwargs
+            )  # type: ignore[arg-type]
             try:
                 curves.append(agent.adaptation_curve(env, chunk, gen))
             finally:
@@ -196,7 +222,9 @@ class Evaluator:
         return AdaptationCurve.concat(curves)
 
     def evaluate(self, agent: Adaptive, envs_per_task: int = 1) -> dict[str, EvalResult]:
-        return {s: EvalResult.from_curve(s, self.curve(agent, s, envs_per_task)) for s in self.splits}
+        return {
+            s: EvalResult.from_curve(s, self.curve(agent, s, envs_per_task)) for s in self.splits
+        }
 
 
 def write_results(
@@ -208,8 +236,10 @@ def write_results(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    payload = {agent: {s: r.to_dict() for s, r in per_split.items()}
-               for agent, per_split in results.items()}
+    payload = {
+        agent: {s: r.to_dict() for s, r in per_split.items()}
+        for agent, per_split in results.items()
+    }
     tmp = run_dir / "results.json.tmp"
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(run_dir / "results.json")

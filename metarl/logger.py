@@ -34,12 +34,25 @@ def make_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
 class Logger:
     """Writes scalars to TensorBoard and shows progress (return, steps/s) on the console."""
 
-    def __init__(self, run_dir: str | Path, total_steps: int, initial_steps: int = 0,
-                 progress: bool = True, description: str = ""):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        total_steps: int,
+        initial_steps: int = 0,
+        progress: bool = True,
+        description: str = "",
+    ):
         self.run_dir = Path(run_dir)
         self.writer = SummaryWriter(str(self.run_dir), purge_step=initial_steps or None)
-        self.bar = tqdm(total=total_steps, initial=initial_steps, unit="step", unit_scale=True,
-                        dynamic_ncols=True, disable=not progress, desc=description)
+        self.bar = tqdm(
+            total=total_steps,
+            initial=initial_steps,
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            disable=not progress,
+            desc=description,
+        )
         self._last_time = time.perf_counter()
 
     def log(self, metrics: Mapping[str, float], step: int, advanced: int = 0) -> None:
@@ -55,8 +68,11 @@ class Logger:
             self.writer.add_scalar(key, value, step)
         if advanced:
             self.bar.update(advanced)
-            shown = {k.split("/")[-1]: v for k, v in metrics.items()
-                     if k in ("meta_train/return", "meta_train/trial_return", "time/sps")}
+            shown = {
+                k.split("/")[-1]: v
+                for k, v in metrics.items()
+                if k in ("meta_train/return", "meta_train/trial_return", "time/sps")
+            }
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
 
     def write_json(self, name: str, data: Any) -> Path:

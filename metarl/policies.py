@@ -59,8 +59,9 @@ def sample_action(dist: Distribution, generator: torch.Generator) -> torch.Tenso
         return (logits + gumbel).argmax(dim=-1)
     base = dist.base_dist if isinstance(dist, Independent) else dist
     if isinstance(base, Normal):
-        eps = torch.randn(base.loc.shape, generator=generator, device=base.loc.device,
-                          dtype=base.loc.dtype)
+        eps = torch.randn(
+            base.loc.shape, generator=generator, device=base.loc.device, dtype=base.loc.dtype
+        )
         return base.loc + base.scale * eps
     raise TypeError(f"sample_action does not know {type(dist).__name__}")
 
@@ -132,9 +133,16 @@ class GaussianMLPPolicy(MLPPolicy):
     ``forward`` returns ``[..., 2 * act_dim]``: the mean and the log std broadcast to it.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (64, 64),
-                 activation: Activation = "tanh", init_std: float = 1.0, min_log_std: float = -5.0,
-                 action_scale: Sequence[float] | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: Activation = "tanh",
+        init_std: float = 1.0,
+        min_log_std: float = -5.0,
+        action_scale: Sequence[float] | None = None,
+    ):
         super().__init__()
         self.act_dim = act_dim
         self.mean = _mlp(obs_dim, hidden, act_dim, activation)
@@ -145,7 +153,8 @@ class GaussianMLPPolicy(MLPPolicy):
         # mean and std are multiplied by the half-width, so step sizes keep their published scale.
         # A plain attribute rather than a buffer: it is not a parameter and not checkpoint state.
         self.action_scale: torch.Tensor | None = (
-            None if action_scale is None else torch.as_tensor(action_scale, dtype=torch.float32))
+            None if action_scale is None else torch.as_tensor(action_scale, dtype=torch.float32)
+        )
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self._head(self.mean(obs), self.log_std)
@@ -172,8 +181,13 @@ class GaussianMLPPolicy(MLPPolicy):
 class CategoricalMLPPolicy(MLPPolicy):
     """Categorical distribution over ``num_actions`` actions; ``forward`` returns logits."""
 
-    def __init__(self, obs_dim: int, num_actions: int, hidden: Sequence[int] = (64, 64),
-                 activation: Activation = "tanh"):
+    def __init__(
+        self,
+        obs_dim: int,
+        num_actions: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: Activation = "tanh",
+    ):
         super().__init__()
         self.logits = _mlp(obs_dim, hidden, num_actions, activation)
 
@@ -190,8 +204,12 @@ class CategoricalMLPPolicy(MLPPolicy):
 
 
 def make_mlp_policy(
-    observation_space: gym.Space, action_space: gym.Space, hidden: Sequence[int] = (64, 64),
-    activation: Activation = "tanh", init_std: float = 1.0, scale_to_action_space: bool = False,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    hidden: Sequence[int] = (64, 64),
+    activation: Activation = "tanh",
+    init_std: float = 1.0,
+    scale_to_action_space: bool = False,
 ) -> MLPPolicy:
     """The feed-forward policy that fits the spaces (Gaussian for Box, categorical for Discrete).
 
@@ -205,20 +223,28 @@ def make_mlp_policy(
         scale = None
         if scale_to_action_space:
             low, high = action_space.low.ravel(), action_space.high.ravel()
-            if not (math.isfinite(float(abs(low).max())) and math.isfinite(float(abs(high).max()))
-                    and (low == -high).all()):
-                raise ValueError(f"scale_to_action_space needs finite symmetric bounds; the action "
-                                 f"space is {action_space}")
+            if not (
+                math.isfinite(float(abs(low).max()))
+                and math.isfinite(float(abs(high).max()))
+                and (low == -high).all()
+            ):
+                raise ValueError(
+                    f"scale_to_action_space needs finite symmetric bounds; the action "
+                    f"space is {action_space}"
+                )
             scale = [float(h) for h in high]
-        return GaussianMLPPolicy(obs_dim, space_dim(action_space), hidden, activation, init_std,
-                                 action_scale=scale)
+        return GaussianMLPPolicy(
+            obs_dim, space_dim(action_space), hidden, activation, init_std, action_scale=scale
+        )
     raise ValueError(f"action space {action_space} is not supported: use Discrete or Box")
 
 
 class MLPValue(nn.Module):
     """State-value network ``V(obs) -> [...]``."""
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int] = (64, 64), activation: Activation = "tanh"):
+    def __init__(
+        self, obs_dim: int, hidden: Sequence[int] = (64, 64), activation: Activation = "tanh"
+    ):
         super().__init__()
         self.net = _mlp(obs_dim, hidden, 1, activation)
 
@@ -234,8 +260,13 @@ class RecurrentActorCritic(nn.Module):
     boundaries but keeps its memory. Actor and critic share the GRU; each has a linear head.
     """
 
-    def __init__(self, observation_space: gym.Space, action_space: gym.Space,
-                 hidden_size: int = 256, init_std: float = 1.0):
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        hidden_size: int = 256,
+        init_std: float = 1.0,
+    ):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = space_dim(observation_space)
@@ -248,22 +279,35 @@ class RecurrentActorCritic(nn.Module):
         # Small policy-head init keeps the first trials close to uniform (as in CleanRL's PPO).
         nn.init.orthogonal_(self.pi.weight, 0.01)
         nn.init.zeros_(self.pi.bias)
-        self.log_std = None if self.discrete else nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
+        self.log_std = (
+            None if self.discrete else nn.Parameter(torch.full((self.act_dim,), math.log(init_std)))
+        )
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
         return torch.zeros(batch, self.hidden_size, device=device)
 
-    def build_input(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
-                    prev_done: torch.Tensor) -> torch.Tensor:
+    def build_input(
+        self,
+        obs: torch.Tensor,
+        prev_action: torch.Tensor,
+        prev_reward: torch.Tensor,
+        prev_done: torch.Tensor,
+    ) -> torch.Tensor:
         """``[..., input_dim]`` from ``obs [..., obs_dim]``, ``prev_action [...]`` (discrete) or
         ``[..., act_dim]``, ``prev_reward [...]``, ``prev_done [...]``."""
         if self.discrete:
             a = nn.functional.one_hot(prev_action.long(), self.act_dim).to(obs.dtype)
         else:
             a = prev_action.to(obs.dtype)
-        return torch.cat([obs.reshape(*prev_reward.shape, self.obs_dim), a,
-                          prev_reward.unsqueeze(-1).to(obs.dtype),
-                          prev_done.unsqueeze(-1).to(obs.dtype)], dim=-1)
+        return torch.cat(
+            [
+                obs.reshape(*prev_reward.shape, self.obs_dim),
+                a,
+                prev_reward.unsqueeze(-1).to(obs.dtype),
+                prev_done.unsqueeze(-1).to(obs.dtype),
+            ],
+            dim=-1,
+        )
 
     def _heads(self, features: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
         out = self.pi(features)
@@ -274,13 +318,17 @@ class RecurrentActorCritic(nn.Module):
             dist = Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
         return dist, self.v(features).squeeze(-1)
 
-    def step(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
+    def step(
+        self, inputs: torch.Tensor, hidden: torch.Tensor
+    ) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
         """One step for a batch: ``inputs [B, in]``, ``hidden [B, H]`` -> (dist, value [B], hidden)."""
         out, h = self.gru(inputs.unsqueeze(0), hidden.unsqueeze(0))
         dist, value = self._heads(out[0])
         return dist, value, h[0]
 
-    def sequence(self, inputs: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[Distribution, torch.Tensor]:
+    def sequence(
+        self, inputs: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> tuple[Distribution, torch.Tensor]:
         """Whole trials at once: ``inputs [T, B, in]`` from a fresh (or given) state.
 
         Equals calling :meth:`step` T times; used by PPO to recompute log-probs over sequences.

@@ -51,7 +51,9 @@ class TaskEnvSpec:
     distribution: Callable[..., TaskDistribution]
     entry_point: str | Callable[..., gym.Env]
     max_episode_steps: int
-    batched_entry_points: Mapping[str, str | Callable[..., BatchedEnv]] = field(default_factory=dict)
+    batched_entry_points: Mapping[str, str | Callable[..., BatchedEnv]] = field(
+        default_factory=dict
+    )
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
 
@@ -115,9 +117,14 @@ def register_task_env(
     batched = dict(batched_entry_points or {})
     for backend in batched:
         check_choice(f"backend of {id}", backend, BACKENDS[:3])
-    factory = distribution if not isinstance(distribution, TaskDistribution) else (lambda **_: distribution)
-    spec = TaskEnvSpec(id, factory, entry_point, max_episode_steps, batched, dict(kwargs or {}),
-                       description)
+    factory = (
+        distribution
+        if not isinstance(distribution, TaskDistribution)
+        else (lambda **_: distribution)
+    )
+    spec = TaskEnvSpec(
+        id, factory, entry_point, max_episode_steps, batched, dict(kwargs or {}), description
+    )
     _REGISTRY[id] = spec
     vector_entry = None
     if "torch" in batched:
@@ -148,7 +155,9 @@ class TorchVectorEnv(gym.vector.VectorEnv):
         self.num_envs = env.num_envs
         self.single_observation_space = env.single_observation_space
         self.single_action_space = env.single_action_space
-        self.observation_space = gym.vector.utils.batch_space(env.single_observation_space, self.num_envs)
+        self.observation_space = gym.vector.utils.batch_space(
+            env.single_observation_space, self.num_envs
+        )
         self.action_space = gym.vector.utils.batch_space(env.single_action_space, self.num_envs)
         self.metadata = dict(env.metadata)
 
@@ -168,10 +177,15 @@ class TorchVectorEnv(gym.vector.VectorEnv):
 def _vector_entry(env_id: str) -> Callable[..., gym.vector.VectorEnv]:
     """``gymnasium.make_vec(id, num_envs)`` -> the torch batched env, one task per env."""
 
-    def make(num_envs: int, max_episode_steps: int | None = None, **kwargs: Any) -> gym.vector.VectorEnv:
+    def make(
+        num_envs: int, max_episode_steps: int | None = None, **kwargs: Any
+    ) -> gym.vector.VectorEnv:
         env = make_batched_env(env_id, num_tasks=num_envs, backend="torch", **kwargs)
-        env.set_tasks(make_distribution(env_id, **kwargs).sample(
-            num_envs, "train", torch.Generator().manual_seed(0)))
+        env.set_tasks(
+            make_distribution(env_id, **kwargs).sample(
+                num_envs, "train", torch.Generator().manual_seed(0)
+            )
+        )
         return TorchVectorEnv(env)
 
     return make
@@ -190,8 +204,9 @@ def task_env_spec(env_id: str) -> TaskEnvSpec:
         known = sorted(_REGISTRY)
         close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"env={env_id!r} is not a registered task family.{hint} "
-                         f"Registered: {', '.join(known)}")
+        raise ValueError(
+            f"env={env_id!r} is not a registered task family.{hint} Registered: {', '.join(known)}"
+        )
     return _REGISTRY[env_id]
 
 
@@ -216,7 +231,7 @@ def make_batched_env(
     num_tasks: int,
     envs_per_task: int = 1,
     device: str | torch.device = "cpu",
-    backend: Backend | None = None,
+    backend: Backend | str | None = None,
     **kwargs: Any,
 ) -> BatchedEnv:
     """Build ``num_tasks * envs_per_task`` environments of ``env_id`` on ``backend``.
@@ -231,11 +246,18 @@ def make_batched_env(
     if chosen == "gymnasium":
         from metarl.backends.gym_vector import GymnasiumBatchedEnv
 
-        return GymnasiumBatchedEnv(env_id, num_tasks, envs_per_task, device,
-                                   distribution=make_distribution(env_id, **kwargs), **kw)
+        return GymnasiumBatchedEnv(
+            env_id,
+            num_tasks,
+            envs_per_task,
+            device,
+            distribution=make_distribution(env_id, **kwargs),
+            **kw,
+        )
     factory = _load(spec.batched_entry_points[chosen])
-    return _call_accepting(factory, dict(num_tasks=num_tasks, envs_per_task=envs_per_task,
-                                         device=device, **kw))  # type: ignore[no-any-return]
+    return _call_accepting(
+        factory, dict(num_tasks=num_tasks, envs_per_task=envs_per_task, device=device, **kw)
+    )  # type: ignore[no-any-return]
 
 
 def _call_accepting(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
@@ -250,9 +272,13 @@ def _call_accepting(fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = [k for k in kwargs if k not in params]
         if unknown:
-            accepted = [k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            raise ValueError(f"{getattr(fn, '__qualname__', fn)} got unknown option(s) "
-                             f"{unknown}; accepted: {accepted}")
+            accepted = [
+                k for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+            raise ValueError(
+                f"{getattr(fn, '__qualname__', fn)} got unknown option(s) "
+                f"{unknown}; accepted: {accepted}"
+            )
     return fn(**kwargs)
 
 
@@ -291,11 +317,15 @@ def check_task_env(env_id: str, seed: int = 0, steps: int = 50, **kwargs: Any) -
 
     first, again, other = run(0), run(0), run(1)
     if not np.array_equal(first, again):
-        raise AssertionError(f"{env_id}: the same task, seed and actions gave different trajectories")
+        raise AssertionError(
+            f"{env_id}: the same task, seed and actions gave different trajectories"
+        )
     report["deterministic"] = "ok"
     if np.array_equal(first, other):
-        raise AssertionError(f"{env_id}: two different tasks gave identical observations and "
-                             "rewards; does the env read its task?")
+        raise AssertionError(
+            f"{env_id}: two different tasks gave identical observations and "
+            "rewards; does the env read its task?"
+        )
     report["task_changes_outcome"] = "ok"
     env.close()
 

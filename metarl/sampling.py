@@ -114,8 +114,11 @@ def rollout(
     prev_reward = torch.zeros(n, dtype=obs.dtype, device=dev)
     prev_done = torch.zeros(n, dtype=torch.bool, device=dev)
     act_shape = env.single_action_space.shape or ()
-    prev_action = (torch.zeros(n, dtype=torch.long, device=dev) if env.is_discrete_action
-                   else torch.zeros(n, *act_shape, dtype=obs.dtype, device=dev))
+    prev_action = (
+        torch.zeros(n, dtype=torch.long, device=dev)
+        if env.is_discrete_action
+        else torch.zeros(n, *act_shape, dtype=obs.dtype, device=dev)
+    )
 
     buf: dict[str, torch.Tensor] = {}
 

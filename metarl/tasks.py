@@ -92,8 +92,11 @@ class TaskBatch:
             "family": self.family,
             "split": self.split,
             "params": {
-                k: {"dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape),
-                    "data": v.detach().cpu().tolist()}
+                k: {
+                    "dtype": str(v.dtype).removeprefix("torch."),
+                    "shape": list(v.shape),
+                    "data": v.detach().cpu().tolist(),
+                }
                 for k, v in self.params.items()
             },
         }
@@ -150,7 +153,10 @@ class TaskDistribution(ABC):
 
 
 def uniform(
-    n: int, low: float | torch.Tensor, high: float | torch.Tensor, shape: Sequence[int],
+    n: int,
+    low: float | torch.Tensor,
+    high: float | torch.Tensor,
+    shape: Sequence[int],
     generator: torch.Generator,
 ) -> torch.Tensor:
     """``n`` draws of U[low, high) of the given per-task ``shape``, from ``generator``."""
@@ -169,7 +175,9 @@ def split_range(
 
 
 def uniform_union(
-    n: int, intervals: Sequence[tuple[float, float]], shape: Sequence[int],
+    n: int,
+    intervals: Sequence[tuple[float, float]],
+    shape: Sequence[int],
     generator: torch.Generator,
 ) -> torch.Tensor:
     """Uniform draws from a union of disjoint intervals, weighted by their lengths."""

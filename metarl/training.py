@@ -44,14 +44,28 @@ def build_algorithm(cfg: RunConfig) -> Algorithm:
     task_env_spec(cfg.env)  # unknown env ids fail here, with close matches
     cls = get_algorithm(cfg.algorithm)
     algo_cfg: Any = from_dict(cls.Config, cfg.algo, "algo")
-    return cls(cfg.env, algo_cfg, seed=cfg.seed, device=cfg.device, backend=cfg.backend,
-               env_kwargs=cfg.env_kwargs)
+    return cls(
+        cfg.env,
+        algo_cfg,
+        seed=cfg.seed,
+        device=cfg.device,
+        backend=cfg.backend,
+        env_kwargs=cfg.env_kwargs,
+    )
 
 
 def make_evaluator(cfg: RunConfig) -> Evaluator:
     e = cfg.eval
-    return Evaluator(cfg.env, e.splits, e.num_tasks, e.seed, cfg.device, cfg.backend,
-                     e.chunk_size, cfg.env_kwargs)
+    return Evaluator(
+        cfg.env,
+        e.splits,
+        e.num_tasks,
+        e.seed,
+        cfg.device,
+        cfg.backend,
+        e.chunk_size,
+        cfg.env_kwargs,
+    )
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -78,12 +92,16 @@ def _stop_on_signals() -> Iterator[dict[str, bool]]:
 
 
 def _check_finite(metrics: dict[str, float], iteration: int, run_dir: Path) -> None:
-    bad = {k: v for k, v in metrics.items() if k.startswith(("loss/", "meta_train/"))
-           and not math.isfinite(v)}
+    bad = {
+        k: v
+        for k, v in metrics.items()
+        if k.startswith(("loss/", "meta_train/")) and not math.isfinite(v)
+    }
     if bad:
         raise DivergenceError(
             f"iteration {iteration}: non-finite {bad}. Training stopped; the last good checkpoint "
-            f"is {run_dir / 'checkpoint.pt'}. Lower the learning rate or check the env's rewards.")
+            f"is {run_dir / 'checkpoint.pt'}. Lower the learning rate or check the env's rewards."
+        )
 
 
 def _log_eval(logger: Logger, results: dict[str, EvalResult], step: int) -> None:
@@ -96,8 +114,9 @@ def _log_eval(logger: Logger, results: dict[str, EvalResult], step: int) -> None
             logger.writer.add_scalar(f"meta_test/{split}/success_last", r.success_mean[-1], step)
 
 
-def evaluate_run(algo: Algorithm, cfg: RunConfig, run_dir: Path,
-                 logger: Logger | None = None) -> dict[str, EvalResult]:
+def evaluate_run(
+    algo: Algorithm, cfg: RunConfig, run_dir: Path, logger: Logger | None = None
+) -> dict[str, EvalResult]:
     """Final evaluation: adaptation curves on the eval splits to results.json, PNG, TensorBoard."""
     evaluator = make_evaluator(cfg)
     results = evaluator.evaluate(algo, envs_per_task=algo.eval_envs_per_task)
@@ -122,16 +141,22 @@ def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = Tru
         else:
             run_dir = make_run_dir(cfg.runs_dir, cfg.name or cfg.algorithm, cfg.seed)
             _write_run_record(cfg, algo, evaluator, run_dir)
-        logger = Logger(run_dir, cfg.total_env_steps, algo.env_steps, progress,
-                        description=f"{cfg.algorithm} {cfg.env}")
+        logger = Logger(
+            run_dir,
+            cfg.total_env_steps,
+            algo.env_steps,
+            progress,
+            description=f"{cfg.algorithm} {cfg.env}",
+        )
         try:
             while algo.env_steps < cfg.total_env_steps and not flag["stop"]:
                 metrics = algo.train_step()
                 _check_finite(metrics, algo.iteration, run_dir)
                 logger.log(metrics, algo.env_steps, advanced=int(metrics["env_steps"]))
                 if cfg.eval.every and algo.iteration % cfg.eval.every == 0:
-                    _log_eval(logger, evaluator.evaluate(algo, algo.eval_envs_per_task),
-                              algo.env_steps)
+                    _log_eval(
+                        logger, evaluator.evaluate(algo, algo.eval_envs_per_task), algo.env_steps
+                    )
                 if algo.iteration % cfg.checkpoint_every == 0:
                     save_checkpoint(algo.state_dict(), run_dir)
             save_checkpoint(algo.state_dict(), run_dir)

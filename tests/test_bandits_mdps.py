@@ -73,9 +73,12 @@ def test_num_arms_reaches_distribution_batched_env_and_single_env():
     batched = make_batched_env("metarl/Bandit-v0", num_tasks=3, num_arms=10)
     assert batched.single_action_space == gym.spaces.Discrete(10)
     assert make_distribution("metarl/Bandit-v0", num_arms=10).sample(2, generator=gen())[
-        "probs"].shape == (2, 10)
-    assert Evaluator("metarl/Bandit-v0", env_kwargs={"num_arms": 10}).tasks("test")[
-        "probs"].shape[1] == 10
+        "probs"
+    ].shape == (2, 10)
+    assert (
+        Evaluator("metarl/Bandit-v0", env_kwargs={"num_arms": 10}).tasks("test")["probs"].shape[1]
+        == 10
+    )
     assert gym.make("metarl/Bandit-v0").action_space == gym.spaces.Discrete(5)  # the default
 
 
@@ -86,9 +89,14 @@ def test_bandit_env_rejects_tasks_with_another_number_of_arms():
 
 
 # --- gymnasium API ------------------------------------------------------------------------------
-@pytest.mark.parametrize("env_id,kwargs", [("metarl/Bandit-v0", {}),
-                                           ("metarl/Bandit-v0", {"num_arms": 10}),
-                                           ("metarl/TabularMDP-v0", {})])
+@pytest.mark.parametrize(
+    "env_id,kwargs",
+    [
+        ("metarl/Bandit-v0", {}),
+        ("metarl/Bandit-v0", {"num_arms": 10}),
+        ("metarl/TabularMDP-v0", {}),
+    ],
+)
 def test_single_env_passes_gymnasium_env_checker(env_id, kwargs):
     env = gym.make(env_id, **kwargs)
     check_env(env.unwrapped, skip_render_check=True)
@@ -146,7 +154,9 @@ def test_mdp_episode_is_truncated_after_ten_steps_and_restarts_in_state_zero():
         obs, _, terminated, truncated, info = env.step(torch.full((2,), 3))
         assert not terminated.any()
         assert truncated.all() == (t == 9)
-    assert torch.equal(obs, torch.nn.functional.one_hot(torch.zeros(2, dtype=torch.long), 10).float())
+    assert torch.equal(
+        obs, torch.nn.functional.one_hot(torch.zeros(2, dtype=torch.long), 10).float()
+    )
     assert info["final_obs"].sum(-1).eq(1).all()  # a true one-hot state, not the reset one
 
 
@@ -185,10 +195,14 @@ def test_mdp_single_and_batched_envs_agree_on_a_deterministic_task():
     # episode boundaries (autoreset in the batched env, TimeLimit + reset in the single env).
     g = gen(7)
     nxt = torch.randint(0, 10, (1, 10, 5), generator=g)
-    task = TaskBatch("tabular_mdp", "test", {
-        "reward_mean": torch.randn(1, 10, 5, generator=g),
-        "transition": torch.nn.functional.one_hot(nxt, 10).float(),
-    })
+    task = TaskBatch(
+        "tabular_mdp",
+        "test",
+        {
+            "reward_mean": torch.randn(1, 10, 5, generator=g),
+            "transition": torch.nn.functional.one_hot(nxt, 10).float(),
+        },
+    )
     actions = torch.randint(0, 5, (25,), generator=g)
     batched = TabularMDPBatched(num_tasks=1, reward_std=0.0)
     batched.set_tasks(task)

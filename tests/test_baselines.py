@@ -65,8 +65,9 @@ def trial_score(agent: Adaptive, env_id: str, num_tasks: int, **env_kwargs) -> t
     return float(trial.mean()), float(trial.std()) / math.sqrt(num_tasks)
 
 
-def agrees_with_paper(mean: float, se: float, paper: float, paper_tasks: int = 1000,
-                      num_tasks: int = 1000) -> bool:
+def agrees_with_paper(
+    mean: float, se: float, paper: float, paper_tasks: int = 1000, num_tasks: int = 1000
+) -> bool:
     # The paper's number is itself a mean over 1000 tasks: compare within the CI of a difference
     # of two estimates, plus 0.05 for the paper's rounding.
     se_paper = se * math.sqrt(num_tasks / paper_tasks)
@@ -149,8 +150,12 @@ def _brute_force_index(successes: int, failures: int, discount: float, depth: in
             return max(lam / (1 - discount), pull)
 
         mean = (successes + 1) / (successes + failures + 2)
-        return mean + discount * (mean * v(successes + 1, failures)
-                                  + (1 - mean) * v(successes, failures + 1)) - lam / (1 - discount)
+        return (
+            mean
+            + discount
+            * (mean * v(successes + 1, failures) + (1 - mean) * v(successes, failures + 1))
+            - lam / (1 - discount)
+        )
 
     lo, hi = 0.0, 1.0
     for _ in range(40):
@@ -224,8 +229,9 @@ def hand_mdp() -> tuple[torch.Tensor, torch.Tensor]:
     """Two states, two actions. a=0 in s=0 pays 1 and stays; a=1 in s=0 pays 0 and moves to s=1
     with probability 0.75; in s=1, a=0 pays 0 and returns to s=0, a=1 pays 2 and stays."""
     reward = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]], dtype=torch.float64)  # [1, S, A]
-    transition = torch.tensor([[[[1.0, 0.0], [0.25, 0.75]],
-                                [[1.0, 0.0], [0.0, 1.0]]]], dtype=torch.float64)  # [1, S, A, S']
+    transition = torch.tensor(
+        [[[[1.0, 0.0], [0.25, 0.75]], [[1.0, 0.0], [0.0, 1.0]]]], dtype=torch.float64
+    )  # [1, S, A, S']
     return reward, transition
 
 
@@ -235,9 +241,10 @@ def test_backward_induction_matches_hand_computed_q_values():
     #      Q(1,1) = 2 + 2 = 4; V1 = [2, 4].
     # h=0: Q(0,0) = 1 + 2 = 3; Q(0,1) = .25*2 + .75*4 = 3.5; Q(1,0) = 0 + 2 = 2; Q(1,1) = 6.
     q = backward_induction(*hand_mdp(), horizon=3)
-    expected = torch.tensor([[[3.0, 3.5], [2.0, 6.0]],
-                             [[2.0, 1.75], [1.0, 4.0]],
-                             [[1.0, 0.0], [0.0, 2.0]]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[[3.0, 3.5], [2.0, 6.0]], [[2.0, 1.75], [1.0, 4.0]], [[1.0, 0.0], [0.0, 2.0]]],
+        dtype=torch.float64,
+    )
     assert (q[0] - expected).abs().max() < 1e-12, q[0]
 
 
@@ -253,16 +260,20 @@ def test_reward_posterior_is_the_conjugate_normal_update():
     agent = PSRL(1, reward_prior_mean=0.0)
     mean, std = agent.reward_posterior(torch.tensor([2.0]), torch.tensor([4.0]))
     assert mean.item() == pytest.approx(4 / 3) and std.item() == pytest.approx(1 / math.sqrt(3))
-    mean, _ = PSRL(1, reward_prior_mean=1.0).reward_posterior(torch.tensor([0.0]),
-                                                             torch.tensor([0.0]))
+    mean, _ = PSRL(1, reward_prior_mean=1.0).reward_posterior(
+        torch.tensor([0.0]), torch.tensor([0.0])
+    )
     assert mean.item() == 1.0  # no data: the prior mean
 
 
 def test_flat_reward_prior_gives_sample_means_and_the_prior_mean_for_unvisited_pairs():
     agent = GreedyMDP(1, reward_prior_mean=0.0, reward_prior_std=math.inf)
     mean, std = agent.reward_posterior(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 5.0]))
-    assert mean.tolist() == [0.0, 2.5] and std[0].isinf() and std[1].item() == pytest.approx(
-        1 / math.sqrt(2))
+    assert (
+        mean.tolist() == [0.0, 2.5]
+        and std[0].isinf()
+        and std[1].item() == pytest.approx(1 / math.sqrt(2))
+    )
     with pytest.raises(ValueError, match="proper reward prior"):
         PSRL(1, reward_prior_std=math.inf)
 
@@ -279,9 +290,11 @@ def test_empirical_greedy_plans_with_transition_frequencies():
     transitions[0, 0, 1, 1] = transitions[0, 1, 1, 1] = 1
     kw = dict(reward_prior_mean=0.0, reward_prior_std=math.inf)
     empirical = GreedyMDP(1, transitions="empirical", **kw).plan(
-        visits, reward_sum, transitions, 2, gen())
+        visits, reward_sum, transitions, 2, gen()
+    )
     posterior = GreedyMDP(1, transitions="posterior", **kw).plan(
-        visits, reward_sum, transitions, 2, gen())
+        visits, reward_sum, transitions, 2, gen()
+    )
     assert empirical[0, 0, 0, 1].item() == pytest.approx(3.0)
     assert posterior[0, 0, 0, 1].item() == pytest.approx(2.0)
 
@@ -293,8 +306,11 @@ def test_greedy_mdp_exploits_a_deterministic_mdp_after_one_episode():
     # 2 per step. The last episode must be optimal: 0 (move) + 9 * 2 = 18.
     reward = torch.tensor([[[0.0, 0.0], [0.0, 2.0]]])
     nxt = torch.tensor([[[0, 1], [0, 1]]])
-    tasks = TaskBatch("tabular_mdp", "test", {
-        "reward_mean": reward, "transition": torch.nn.functional.one_hot(nxt, 2).float()})
+    tasks = TaskBatch(
+        "tabular_mdp",
+        "test",
+        {"reward_mean": reward, "transition": torch.nn.functional.one_hot(nxt, 2).float()},
+    )
     env = TabularMDPBatched(1, num_states=2, num_actions=2, reward_std=0.0)
     curve = GreedyMDP(8, reward_prior_mean=1.0).adaptation_curve(env, tasks, gen())
     assert curve.returns[0, -1].item() == pytest.approx(18.0)
@@ -303,8 +319,9 @@ def test_greedy_mdp_exploits_a_deterministic_mdp_after_one_episode():
 def test_mdp_agents_are_seeded_by_the_generator_they_are_given():
     tasks = Evaluator("metarl/TabularMDP-v0", num_tasks=20).tasks("test")
     for agent in (PSRL(3), GreedyMDP(3), RandomMDP(3)):
-        runs = [agent.adaptation_curve(TabularMDPBatched(20), tasks, gen(s)).returns
-                for s in (1, 1, 2)]
+        runs = [
+            agent.adaptation_curve(TabularMDPBatched(20), tasks, gen(s)).returns for s in (1, 1, 2)
+        ]
         assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
@@ -321,8 +338,17 @@ def test_psrl_with_prior_mean_zero_matches_the_paper_at_ten_episodes():
 
 
 def test_every_baseline_satisfies_the_adaptive_protocol():
-    agents = [RandomBandit(1), GreedyBandit(1), EpsilonGreedyBandit(1), UCB1(1),
-              ThompsonSampling(1), GittinsIndex(2), RandomMDP(1), GreedyMDP(1), PSRL(1)]
+    agents = [
+        RandomBandit(1),
+        GreedyBandit(1),
+        EpsilonGreedyBandit(1),
+        UCB1(1),
+        ThompsonSampling(1),
+        GittinsIndex(2),
+        RandomMDP(1),
+        GreedyMDP(1),
+        PSRL(1),
+    ]
     assert all(isinstance(a, Adaptive) for a in agents)
 
 
@@ -338,8 +364,9 @@ def test_baselines_script_writes_the_comparison_table(tmp_path, monkeypatch):
 
 
 def test_make_baseline_builds_agents_by_name_for_the_env_family():
-    ucb = make_baseline("ucb1", "metarl/Bandit-v0", env_kwargs={"num_arms": 10},
-                        trial_episodes=100, c=0.2)
+    ucb = make_baseline(
+        "ucb1", "metarl/Bandit-v0", env_kwargs={"num_arms": 10}, trial_episodes=100, c=0.2
+    )
     assert isinstance(ucb, UCB1) and ucb.c == 0.2 and ucb.num_episodes == 100
     assert isinstance(make_baseline("random", "metarl/TabularMDP-v0", trial_episodes=3), RandomMDP)
     assert set(BASELINES) >= {"random", "greedy", "eps-greedy", "ucb1", "ts", "gittins", "psrl"}

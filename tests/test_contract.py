@@ -10,8 +10,12 @@ import metarl
 from metarl.registry import task_env_spec
 
 NUM_TASKS, PER_TASK = 2, 3
-CASES = [(env_id, backend) for env_id in metarl.list_task_envs()
-         for backend in task_env_spec(env_id).backends if backend != "warp"]
+CASES = [
+    (env_id, backend)
+    for env_id in metarl.list_task_envs()
+    for backend in task_env_spec(env_id).backends
+    if backend != "warp"
+]
 
 
 def _actions(env, steps: int, seed: int) -> list[torch.Tensor]:
@@ -96,9 +100,12 @@ def test_rows_of_a_task_share_it_and_different_tasks_differ(env_and_tasks):
 
 
 def task_env_spec_id(env) -> str:
-    return next(i for i in metarl.list_task_envs()
-                if metarl.make_distribution(i).family == env.distribution.family
-                and isinstance(env.distribution, type(metarl.make_distribution(i))))
+    return next(
+        i
+        for i in metarl.list_task_envs()
+        if metarl.make_distribution(i).family == env.distribution.family
+        and isinstance(env.distribution, type(metarl.make_distribution(i)))
+    )
 
 
 def test_set_tasks_checks_the_number_of_tasks(env_and_tasks):

@@ -16,8 +16,13 @@ from metarl.registry import make_batched_env, make_distribution
 
 ENV = "metarl/PointNav-v0"
 SHORT = {"max_episode_steps": 10}
-TINY = {"meta_batch_size": 3, "episodes_per_task": 2, "hidden": [8, 8], "eval_episodes": 2,
-        "eval_num_steps": 2}
+TINY = {
+    "meta_batch_size": 3,
+    "episodes_per_task": 2,
+    "hidden": [8, 8],
+    "eval_episodes": 2,
+    "eval_num_steps": 2,
+}
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
@@ -32,8 +37,9 @@ def test_step_size_schedule_halves_after_the_first_step() -> None:
     assert step_size_schedule(0.1, (1.0,), 2) == [0.1, 0.1]
 
 
-@pytest.mark.parametrize("name", ["maml_trpo", "maml_ppo", "fomaml", "meta_sgd", "promp",
-                                  "reptile"])
+@pytest.mark.parametrize(
+    "name", ["maml_trpo", "maml_ppo", "fomaml", "meta_sgd", "promp", "reptile"]
+)
 def test_every_variant_trains_and_reports_a_gradient_step_curve(name: str) -> None:
     algo = _make(name)
     before = [p.detach().clone() for p in algo.meta_parameters()]
@@ -53,8 +59,10 @@ def test_every_variant_trains_and_reports_a_gradient_step_curve(name: str) -> No
 
 
 def test_variants_differ_in_the_documented_part_only() -> None:
-    c = {n: get_algorithm(n).Config() for n in ("maml_trpo", "fomaml", "meta_sgd", "promp",
-                                                "maml_ppo", "reptile")}
+    c = {
+        n: get_algorithm(n).Config()
+        for n in ("maml_trpo", "fomaml", "meta_sgd", "promp", "maml_ppo", "reptile")
+    }
     assert c["fomaml"].first_order and not c["maml_trpo"].first_order
     assert c["meta_sgd"].meta_sgd and c["meta_sgd"].outer == "trpo"
     assert c["promp"].inner_objective == "lvc" and c["promp"].outer == "ppo"
@@ -107,12 +115,19 @@ def test_oracle_env_appends_the_task_parameters() -> None:
 @pytest.mark.parametrize("name", ["pretrained_finetune", "oracle"])
 def test_baselines_train_and_evaluate(name: str) -> None:
     cls = get_algorithm(name)
-    algo = cls(ENV, from_dict(cls.Config, {"tasks_per_iteration": 2, "envs_per_task": 2,
-                                           "hidden": [8, 8], "eval_episodes": 2}),
-               seed=1, env_kwargs=SHORT)
+    algo = cls(
+        ENV,
+        from_dict(
+            cls.Config,
+            {"tasks_per_iteration": 2, "envs_per_task": 2, "hidden": [8, 8], "eval_episodes": 2},
+        ),
+        seed=1,
+        env_kwargs=SHORT,
+    )
     algo.train_step()
-    result = Evaluator(ENV, num_tasks=2, env_kwargs=SHORT).evaluate(
-        algo, algo.eval_envs_per_task)["test"]
+    result = Evaluator(ENV, num_tasks=2, env_kwargs=SHORT).evaluate(algo, algo.eval_envs_per_task)[
+        "test"
+    ]
     assert result.axis == "gradient_step"
     assert result.points == ([0, 1, 2, 3] if name == "pretrained_finetune" else [0])
 
@@ -130,8 +145,11 @@ def test_post_adaptation_return_beats_pre_adaptation() -> None:
     """After 15 meta-iterations on full-length episodes, one inner step helps on test goals."""
     torch.set_num_threads(1)
     cls = get_algorithm("maml_trpo")
-    algo = cls(ENV, cls.Config(meta_batch_size=10, episodes_per_task=10, eval_num_steps=1,
-                               eval_episodes=20), seed=1)
+    algo = cls(
+        ENV,
+        cls.Config(meta_batch_size=10, episodes_per_task=10, eval_num_steps=1, eval_episodes=20),
+        seed=1,
+    )
     for _ in range(15):
         algo.train_step()
     result = Evaluator(ENV, num_tasks=20).evaluate(algo, algo.eval_envs_per_task)["test"]

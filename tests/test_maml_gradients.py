@@ -30,11 +30,13 @@ def _batch(seed: int) -> StepBatch:
     w = torch.ones(TASKS, N, dtype=torch.float64)
     w[1, -2:] = 0.0  # padding steps of an early-terminated episode must not count
     w = w / w.sum(-1, keepdim=True)
-    return StepBatch(obs=torch.randn(TASKS, N, OBS, generator=g, dtype=torch.float64),
-                     actions=torch.randn(TASKS, N, ACT, generator=g, dtype=torch.float64),
-                     advantages=torch.randn(TASKS, N, generator=g, dtype=torch.float64),
-                     log_probs=-2.0 + 0.1 * torch.randn(TASKS, N, generator=g, dtype=torch.float64),
-                     weight=w)
+    return StepBatch(
+        obs=torch.randn(TASKS, N, OBS, generator=g, dtype=torch.float64),
+        actions=torch.randn(TASKS, N, ACT, generator=g, dtype=torch.float64),
+        advantages=torch.randn(TASKS, N, generator=g, dtype=torch.float64),
+        log_probs=-2.0 + 0.1 * torch.randn(TASKS, N, generator=g, dtype=torch.float64),
+        weight=w,
+    )
 
 
 def _flat(policy: GaussianMLPPolicy) -> torch.Tensor:
@@ -44,14 +46,15 @@ def _flat(policy: GaussianMLPPolicy) -> torch.Tensor:
 def _unflat(policy: GaussianMLPPolicy, flat: torch.Tensor) -> dict[str, torch.Tensor]:
     out, i = {}, 0
     for name, p in policy.named_parameters():
-        out[name] = flat[i:i + p.numel()].view_as(p)
+        out[name] = flat[i : i + p.numel()].view_as(p)
         i += p.numel()
     return out
 
 
 def _meta_objective(policy, rule, theta, supports, query, lr, create_graph):
-    chain = rule.adapt(policy, expand_params(theta, TASKS), supports, [lr] * len(supports),
-                       create_graph)
+    chain = rule.adapt(
+        policy, expand_params(theta, TASKS), supports, [lr] * len(supports), create_graph
+    )
     return rule.loss(policy, chain[-1], query).mean()
 
 
@@ -70,7 +73,9 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.mark.parametrize("objective", ["vpg", "lvc"])
 @pytest.mark.parametrize("num_steps", [1, 2])
-def test_second_order_meta_gradient_matches_finite_differences(num_steps: int, objective: str) -> None:
+def test_second_order_meta_gradient_matches_finite_differences(
+    num_steps: int, objective: str
+) -> None:
     policy, rule, lr = _policy(), InnerRule(objective=objective), 0.3  # type: ignore[arg-type]
     supports = [_batch(1 + k) for k in range(num_steps)]
     query = _batch(10)
@@ -81,8 +86,12 @@ def test_second_order_meta_gradient_matches_finite_differences(num_steps: int, o
     grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(theta.values()))])
 
     with torch.no_grad():
-        fd = _fd_gradient(lambda x: _meta_objective(policy, rule, _unflat(policy, x), supports,
-                                                    query, lr, create_graph=False), x0)
+        fd = _fd_gradient(
+            lambda x: _meta_objective(
+                policy, rule, _unflat(policy, x), supports, query, lr, create_graph=False
+            ),
+            x0,
+        )
     err = _rel_err(grad, fd)
     assert err < 1e-4, f"relative error {err:.2e} between autograd and finite differences"
 
@@ -96,8 +105,12 @@ def test_first_order_gradient_misses_the_second_order_term() -> None:
     loss = _meta_objective(policy, rule, theta, supports, query, lr, create_graph=False)
     grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(theta.values()))])
     with torch.no_grad():
-        fd = _fd_gradient(lambda x: _meta_objective(policy, rule, _unflat(policy, x), supports,
-                                                    query, lr, create_graph=False), x0)
+        fd = _fd_gradient(
+            lambda x: _meta_objective(
+                policy, rule, _unflat(policy, x), supports, query, lr, create_graph=False
+            ),
+            x0,
+        )
     assert _rel_err(grad, fd) > 1e-3
 
 
@@ -119,8 +132,10 @@ def test_fomaml_equals_analytic_first_order_form() -> None:
     expected = [torch.zeros_like(v) for v in theta.values()]
     for i in range(TASKS):
         g = torch.autograd.grad(_task_loss(policy, theta, support, i), list(theta.values()))
-        adapted = {k: (v - lr * gk).detach().requires_grad_()
-                   for (k, v), gk in zip(theta.items(), g, strict=True)}
+        adapted = {
+            k: (v - lr * gk).detach().requires_grad_()
+            for (k, v), gk in zip(theta.items(), g, strict=True)
+        }
         gq = torch.autograd.grad(_task_loss(policy, adapted, query, i), list(adapted.values()))
         expected = [e + q / TASKS for e, q in zip(expected, gq, strict=True)]
     for a, b in zip(fomaml, expected, strict=True):
@@ -150,7 +165,7 @@ def test_meta_sgd_step_size_gradient_matches_finite_differences() -> None:
     def objective(alpha_flat: torch.Tensor, create_graph: bool) -> torch.Tensor:
         alpha, i = {}, 0
         for n in names:
-            alpha[n] = alpha_flat[i:i + theta[n].numel()].view_as(theta[n])
+            alpha[n] = alpha_flat[i : i + theta[n].numel()].view_as(theta[n])
             i += theta[n].numel()
         adapted = rule.step(policy, expand_params(theta, TASKS), support, alpha, create_graph)
         return rule.loss(policy, adapted, query).mean()

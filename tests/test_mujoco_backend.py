@@ -44,16 +44,18 @@ def _actions(env, steps: int, seed: int) -> torch.Tensor:
 
 def _start_from(single, benv, row: int) -> np.ndarray:
     """Reset the single env to the batched env's current state in ``row``."""
-    obs, _ = single.reset(options={"qpos": benv.qpos[row].numpy().copy(),
-                                   "qvel": benv.qvel[row].numpy().copy()})
+    obs, _ = single.reset(
+        options={"qpos": benv.qpos[row].numpy().copy(), "qvel": benv.qvel[row].numpy().copy()}
+    )
     return obs
 
 
 @pytest.mark.parametrize("env_id", FAMILIES)
 def test_batched_matches_single_env_over_300_steps_with_reset(env_id):
     tasks = make_distribution(env_id).sample(2, "train", torch.Generator().manual_seed(1))
-    benv = make_batched_env(env_id, num_tasks=2, backend="mujoco", dtype=torch.float64,
-                            max_episode_steps=120)
+    benv = make_batched_env(
+        env_id, num_tasks=2, backend="mujoco", dtype=torch.float64, max_episode_steps=120
+    )
     benv.set_tasks(tasks)
     obs = benv.reset(seed=3)
     row = 1
@@ -76,12 +78,19 @@ def test_batched_matches_single_env_over_300_steps_with_reset(env_id):
     assert obs_err <= 1e-9 and reward_err <= 1e-9, (obs_err, reward_err)
 
 
-@pytest.mark.parametrize("family,gym_id,compare", [
-    ("HalfCheetahRandParams", "HalfCheetah-v5", slice(None)),
-    ("HopperRandParams", "Hopper-v5", slice(None)),
-    ("Walker2dRandParams", "Walker2d-v5", slice(None)),
-    ("AntRandParams", "Ant-v5", slice(0, 27)),  # contact forces differ: see the module docstring
-])
+@pytest.mark.parametrize(
+    "family,gym_id,compare",
+    [
+        ("HalfCheetahRandParams", "HalfCheetah-v5", slice(None)),
+        ("HopperRandParams", "Hopper-v5", slice(None)),
+        ("Walker2dRandParams", "Walker2d-v5", slice(None)),
+        (
+            "AntRandParams",
+            "Ant-v5",
+            slice(0, 27),
+        ),  # contact forces differ: see the module docstring
+    ],
+)
 def test_default_dynamics_follow_gymnasium_v5(family, gym_id, compare):
     pytest.importorskip("imageio")  # Gymnasium's MuJoCo envs import their renderer
     ours = gym.make(f"metarl/{family}-v0").unwrapped
@@ -98,7 +107,8 @@ def test_default_dynamics_follow_gymnasium_v5(family, gym_id, compare):
         np.testing.assert_allclose(o1[compare], o2[compare], rtol=0, atol=1e-9)
         if family == "AntRandParams":  # compare all but the contact cost
             r1 = r1 + ours.family.contact_cost_weight * float(
-                (ours.data.cfrc_ext.clip(-1, 1) ** 2).sum())
+                (ours.data.cfrc_ext.clip(-1, 1) ** 2).sum()
+            )
             r2 = r2 - info["reward_contact"]
         assert abs(r1 - r2) <= 1e-9 and d1 == d2
         if d1:
@@ -110,7 +120,9 @@ def _hopper_tasks(mass_multipliers: list[float]) -> TaskBatch:
     dist = make_distribution("metarl/HopperRandParams-v0")
     base = dist.sample(len(mass_multipliers), "train", torch.Generator().manual_seed(0))
     params = {k: torch.zeros_like(v) for k, v in base.params.items()}
-    params["log_scale/body_mass"] += torch.tensor(mass_multipliers, dtype=torch.float64).log()[:, None]
+    params["log_scale/body_mass"] += torch.tensor(mass_multipliers, dtype=torch.float64).log()[
+        :, None
+    ]
     return TaskBatch(base.family, "train", params)
 
 
@@ -124,8 +136,13 @@ def _rollout(env, actions: torch.Tensor) -> torch.Tensor:
 
 
 def test_different_masses_give_different_trajectories():
-    env = make_batched_env("metarl/HopperRandParams-v0", num_tasks=2, envs_per_task=2,
-                           reset_noise_scale=0.0, terminate_when_unhealthy=False)
+    env = make_batched_env(
+        "metarl/HopperRandParams-v0",
+        num_tasks=2,
+        envs_per_task=2,
+        reset_noise_scale=0.0,
+        terminate_when_unhealthy=False,
+    )
     env.set_tasks(_hopper_tasks([1.0, 2.0]))
     actions = _actions(env, 40, seed=0)[:, :1].expand(-1, 4, -1)  # the same actions in every row
     trace = _rollout(env, actions)
@@ -154,8 +171,11 @@ def test_set_tasks_takes_effect_without_rebuilding():
 def test_every_group_reaches_the_model():
     # gravity and actuator gear, beyond the RandParams groups; the batched env must apply them
     # exactly as the single env does.
-    groups = {"gravity": LogUniform(1.2), "actuator_gear": LogUniform(1.2),
-              "body_mass": LogUniform(1.5)}
+    groups = {
+        "gravity": LogUniform(1.2),
+        "actuator_gear": LogUniform(1.2),
+        "body_mass": LogUniform(1.5),
+    }
     env = make_batched_env("metarl/HalfCheetahVel-v0", num_tasks=2, dynamics=groups)
     tasks = env.distribution.sample(2, "train", torch.Generator().manual_seed(0))
     assert {"velocity", "log_scale/gravity", "log_scale/actuator_gear"} <= set(tasks.params)
@@ -165,7 +185,8 @@ def test_every_group_reaches_the_model():
     np.testing.assert_array_equal(env.batch.expand("opt.gravity")[1], single.model.opt.gravity)
     np.testing.assert_array_equal(env.batch.expand("actuator_gear")[1], single.model.actuator_gear)
     expected = base_values(env.model, ["gravity"])["gravity"] * np.exp(
-        tasks["log_scale/gravity"][1].numpy())
+        tasks["log_scale/gravity"][1].numpy()
+    )
     np.testing.assert_array_equal(single.model.opt.gravity, expected)
 
 
@@ -218,8 +239,9 @@ def test_random_dynamics_works_for_any_mjcf_model():
              <geom size="0.1" mass="2"/></body></worldbody>
              <actuator><motor joint="hinge" gear="3"/></actuator></mujoco>"""
     model = mujoco.MjModel.from_xml_string(xml)
-    dist = RandomDynamics(model, {**RAND_PARAMS, "gravity": LogUniform(1.1),
-                                  "actuator_gear": LogUniform(1.2)})
+    dist = RandomDynamics(
+        model, {**RAND_PARAMS, "gravity": LogUniform(1.1), "actuator_gear": LogUniform(1.2)}
+    )
     task = dist.sample(1, "ood", torch.Generator().manual_seed(0))
     scales = {k.split("/")[1]: v[0].numpy() for k, v in task.params.items()}
     base = base_values(model, list(scales))
@@ -238,10 +260,16 @@ def test_single_env_passes_check_env(env_id):
 
 
 def test_contract_shapes_and_same_step_autoreset():
-    env = make_batched_env("metarl/AntDir-v0", num_tasks=2, envs_per_task=3,
-                           max_episode_steps=4, terminate_when_unhealthy=False)
-    env.set_tasks(make_distribution("metarl/AntDir-v0").sample(2, "test",
-                                                                torch.Generator().manual_seed(0)))
+    env = make_batched_env(
+        "metarl/AntDir-v0",
+        num_tasks=2,
+        envs_per_task=3,
+        max_episode_steps=4,
+        terminate_when_unhealthy=False,
+    )
+    env.set_tasks(
+        make_distribution("metarl/AntDir-v0").sample(2, "test", torch.Generator().manual_seed(0))
+    )
     obs = env.reset(seed=0)
     assert obs.shape == (6, 105) and obs.dtype == torch.float32
     assert env.single_observation_space.shape == (105,)
@@ -270,8 +298,7 @@ def test_reset_noise_is_seeded():
 def test_stable_baselines3_ppo_trains_unmodified():
     sb3 = pytest.importorskip("stable_baselines3")
     env = gym.make("metarl/HalfCheetahVel-v0")
-    model = sb3.PPO("MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=1, seed=0,
-                    device="cpu")
+    model = sb3.PPO("MlpPolicy", env, n_steps=128, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(total_timesteps=256)
     action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
     assert env.action_space.contains(action)

@@ -12,14 +12,19 @@ from metarl.sampling import rollout
 def test_task_batched_params_equal_a_loop_over_tasks():
     policy = GaussianMLPPolicy(3, 2, hidden=(8, 8))
     g = gen(0)
-    params = {k: v.detach() + 0.1 * torch.randn(4, *v.shape, generator=g)
-              for k, v in policy.params().items()}  # [task, ...]
+    params = {
+        k: v.detach() + 0.1 * torch.randn(4, *v.shape, generator=g)
+        for k, v in policy.params().items()
+    }  # [task, ...]
     obs = torch.randn(4, 5, 3, generator=g)  # [task, batch, obs]
     actions = torch.randn(4, 5, 2, generator=g)
     batched = policy.distribution(obs, params, task_batched=True).log_prob(actions)
-    looped = torch.stack([
-        policy.distribution(obs[i], {k: v[i] for k, v in params.items()}).log_prob(actions[i])
-        for i in range(4)])
+    looped = torch.stack(
+        [
+            policy.distribution(obs[i], {k: v[i] for k, v in params.items()}).log_prob(actions[i])
+            for i in range(4)
+        ]
+    )
     assert torch.allclose(batched, looped, atol=1e-6)
 
 
@@ -27,7 +32,9 @@ def test_functional_call_does_not_touch_module_weights():
     policy = make_mlp_policy(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(4), (8,))
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     params = {k: v + 1.0 for k, v in policy.params().items()}
-    policy.distribution(torch.zeros(2, 3), params).log_prob(torch.zeros(2, dtype=torch.long)).sum().backward()
+    policy.distribution(torch.zeros(2, 3), params).log_prob(
+        torch.zeros(2, dtype=torch.long)
+    ).sum().backward()
     for k, v in policy.state_dict().items():
         assert torch.equal(v, before[k])
 
@@ -73,8 +80,9 @@ def test_gru_state_carries_across_episodes_within_a_trial():
     assert hidden[5].abs().sum() > 0 and hidden[10].abs().sum() > 0
     # and the log-probs re-computed over the whole trial as one sequence match the rollout's,
     # which holds only if the state was carried through the episode boundaries
-    inputs = net.build_input(traj.obs, traj.shifted(traj.actions), traj.shifted(traj.rewards),
-                             traj.shifted(traj.dones))  # [task, env, time, in]
+    inputs = net.build_input(
+        traj.obs, traj.shifted(traj.actions), traj.shifted(traj.rewards), traj.shifted(traj.dones)
+    )  # [task, env, time, in]
     seq = inputs.flatten(0, 1).transpose(0, 1)  # [time, task*env, in]
     dist, _ = net.sequence(seq)
     actions = traj.actions.flatten(0, 1).transpose(0, 1)

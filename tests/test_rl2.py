@@ -18,8 +18,9 @@ EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def small_rl2(env_id: str = "metarl/Bandit-v0", **overrides: object) -> RL2:
-    cfg = RL2Config(**{"tasks_per_iteration": 6, "episodes_per_trial": 4, "hidden_size": 16,
-                       **overrides})  # type: ignore[arg-type]
+    cfg = RL2Config(
+        **{"tasks_per_iteration": 6, "episodes_per_trial": 4, "hidden_size": 16, **overrides}
+    )  # type: ignore[arg-type]
     kwargs = {"num_arms": 3} if "Bandit" in env_id else {}
     return RL2(env_id, cfg, seed=3, env_kwargs=kwargs)
 
@@ -74,8 +75,9 @@ def test_hidden_state_resets_at_trial_boundaries() -> None:
     torch.testing.assert_close(h, h_fresh)
 
 
-@pytest.mark.parametrize("env_id", ["metarl/Bandit-v0", "metarl/TabularMDP-v0",
-                                    "metarl/PointNav-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["metarl/Bandit-v0", "metarl/TabularMDP-v0", "metarl/PointNav-v0"]
+)
 def test_sequence_replay_matches_the_rollout(env_id: str) -> None:
     """PPO re-runs each trial from a zero state and must see what the actor saw: same log-probs
     (discrete and continuous actions), and different ones if the state were reset per episode."""
@@ -101,8 +103,12 @@ def test_continuous_previous_action_enters_clipped_and_scaled() -> None:
     # enters the GRU as +1; -0.05 as -0.5.
     algo = small_rl2("metarl/PointNav-v0")
     obs = torch.zeros(2, 2)
-    x = algo.policy_input(obs, torch.tensor([[0.3, -0.05], [0.0, -1.0]]), torch.zeros(2),
-                          torch.zeros(2, dtype=torch.bool))
+    x = algo.policy_input(
+        obs,
+        torch.tensor([[0.3, -0.05], [0.0, -1.0]]),
+        torch.zeros(2),
+        torch.zeros(2, dtype=torch.bool),
+    )
     torch.testing.assert_close(x[:, 2:4], torch.tensor([[1.0, -0.5], [0.0, -1.0]]))
 
 
@@ -134,13 +140,21 @@ def test_ppo_minibatches_keep_each_sequence_whole() -> None:
         out = param.expand(len(idx), t)
         return out, out, out
 
-    batch = PPOBatch(*(torch.zeros(n, t) for _ in range(4)), mask=torch.ones(n, t, dtype=torch.bool))
+    batch = PPOBatch(
+        *(torch.zeros(n, t) for _ in range(4)), mask=torch.ones(n, t, dtype=torch.bool)
+    )
     cfg = PPOConfig(epochs=3, num_minibatches=4)
-    ppo_update(evaluate, batch, [param], torch.optim.SGD([param], lr=0.0), cfg,
-               torch.Generator().manual_seed(0))
+    ppo_update(
+        evaluate,
+        batch,
+        [param],
+        torch.optim.SGD([param], lr=0.0),
+        cfg,
+        torch.Generator().manual_seed(0),
+    )
     assert len(calls) == 3 * 4
     for epoch in range(3):
-        seen = torch.cat(calls[4 * epoch:4 * epoch + 4])
+        seen = torch.cat(calls[4 * epoch : 4 * epoch + 4])
         assert sorted(seen.tolist()) == list(range(n))  # a partition of the sequences
 
 
@@ -159,9 +173,16 @@ def test_train_step_feeds_ppo_whole_trials() -> None:
     assert shapes and all(s[0] == 5 for s in shapes)  # time axis = the whole 5-pull trial
     assert sum(s[1] for s in shapes) == 6 * algo.config.ppo.epochs
     assert metrics["env_steps"] == 6 * 5
-    for key in ("meta_train/return_episode_1", "meta_train/return_episode_5",
-                "meta_train/trial_return", "loss/policy", "loss/value", "loss/entropy",
-                "optim/approx_kl", "optim/clip_fraction"):
+    for key in (
+        "meta_train/return_episode_1",
+        "meta_train/return_episode_5",
+        "meta_train/trial_return",
+        "loss/policy",
+        "loss/value",
+        "loss/entropy",
+        "optim/approx_kl",
+        "optim/clip_fraction",
+    ):
         assert key in metrics
 
 
@@ -206,17 +227,29 @@ def test_experiment_presets_build_and_run_one_step() -> None:
 def test_rl2_learns_bandits_clearly_better_than_random() -> None:
     """5-armed bandits, 10 pulls: random scores 5.0; after ~0.6M steps RL² must reach 5.6+."""
     torch.set_num_threads(1)
-    cfg = RL2Config(tasks_per_iteration=1000, episodes_per_trial=10, hidden_size=64,
-                    ppo=PPOConfig(learning_rate=1e-2, epochs=4, num_minibatches=4,
-                                  ent_coef=0.01, gamma=0.99, gae_lambda=0.3))
+    cfg = RL2Config(
+        tasks_per_iteration=1000,
+        episodes_per_trial=10,
+        hidden_size=64,
+        ppo=PPOConfig(
+            learning_rate=1e-2,
+            epochs=4,
+            num_minibatches=4,
+            ent_coef=0.01,
+            gamma=0.99,
+            gae_lambda=0.3,
+        ),
+    )
     algo = RL2("metarl/Bandit-v0", cfg, seed=1, env_kwargs={"num_arms": 5})
     for _ in range(60):
         algo.train_step()
-    result = Evaluator("metarl/Bandit-v0", num_tasks=1000,
-                       env_kwargs={"num_arms": 5}).evaluate(algo)["test"]
+    result = Evaluator("metarl/Bandit-v0", num_tasks=1000, env_kwargs={"num_arms": 5}).evaluate(
+        algo
+    )["test"]
     random_score = 5.0
     assert result.trial_return_mean - result.trial_return_ci95 > random_score + 0.4, (
-        result.trial_return_mean)
+        result.trial_return_mean
+    )
 
 
 def test_runs_on_the_gymnasium_backend() -> None:

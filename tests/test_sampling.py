@@ -8,8 +8,9 @@ from metarl.sampling import rollout
 
 
 def _env(goal):
-    env = metarl.make_batched_env("metarl/PointNav-v0", 2, 1, dtype=torch.float64,
-                                  max_episode_steps=4)
+    env = metarl.make_batched_env(
+        "metarl/PointNav-v0", 2, 1, dtype=torch.float64, max_episode_steps=4
+    )
     env.set_tasks(metarl.TaskBatch("point_nav", "train", {"goal": torch.tensor(goal)}))
     return env
 
@@ -18,6 +19,7 @@ def _constant(action):
     def act(obs, *_):
         a = torch.tensor(action, dtype=obs.dtype).expand(obs.shape[0], 2)
         return a, torch.zeros(obs.shape[0]), None, None
+
     return act
 
 
@@ -57,6 +59,7 @@ def test_rollout_is_seeded():
 
         def act(obs, *_):
             return torch.randn(obs.shape, generator=g), torch.zeros(obs.shape[0]), None, None
+
         return act
 
     a, b = rollout(env, noisy(1)), rollout(env, noisy(1))

@@ -55,7 +55,9 @@ def test_point_nav_ood_goals_lie_outside_training_square():
 
 def test_unknown_split_names_the_split_and_lists_the_allowed():
     d = metarl.make_distribution("metarl/PointNav-v0")
-    with pytest.raises(ValueError, match=r"split='tset'.*'train', 'test', 'ood'.*Did you mean 'test'"):
+    with pytest.raises(
+        ValueError, match=r"split='tset'.*'train', 'test', 'ood'.*Did you mean 'test'"
+    ):
         d.sample(2, "tset", gen(0))
 
 

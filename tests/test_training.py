@@ -17,13 +17,22 @@ from metarl.training import DivergenceError, train
 
 def _cfg(tmp_path, total_steps: int, **overrides) -> RunConfig:
     data = {
-        "algorithm": "multitask_ppo", "env": "metarl/PointNav-v0", "name": "t", "seed": 3,
-        "total_env_steps": total_steps, "runs_dir": str(tmp_path), "checkpoint_every": 1,
+        "algorithm": "multitask_ppo",
+        "env": "metarl/PointNav-v0",
+        "name": "t",
+        "seed": 3,
+        "total_env_steps": total_steps,
+        "runs_dir": str(tmp_path),
+        "checkpoint_every": 1,
         # no early termination: exactly 4 tasks * 2 envs * 100 steps = 800 steps per iteration
         "env_kwargs": {"goal_tolerance": 0.0},
         "eval": {"num_tasks": 4, "splits": ["test"]},
-        "algo": {"tasks_per_iteration": 4, "envs_per_task": 2, "hidden": [16],
-                 "ppo": {"epochs": 2, "num_minibatches": 2}},
+        "algo": {
+            "tasks_per_iteration": 4,
+            "envs_per_task": 2,
+            "hidden": [16],
+            "ppo": {"epochs": 2, "num_minibatches": 2},
+        },
     }
     data.update(overrides)
     return from_dict(RunConfig, data)
@@ -49,8 +58,14 @@ def test_tensorboard_events_hold_the_taxonomy_keys(tmp_path):
     acc = EventAccumulator(str(run))
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
-    for key in ("meta_train/return", "loss/policy", "loss/value", "optim/approx_kl",
-                "time/sps", "meta_test/test/return_episode_1"):
+    for key in (
+        "meta_train/return",
+        "loss/policy",
+        "loss/value",
+        "optim/approx_kl",
+        "time/sps",
+        "meta_test/test/return_episode_1",
+    ):
         assert key in tags, key
     assert [e.step for e in acc.Scalars("meta_train/return")] == [800, 1600]  # env-step axis
 
@@ -106,8 +121,12 @@ class _NaNReach(_NaNRewards):
 
 
 def test_a_user_family_registers_and_trains_on_the_gymnasium_backend(tmp_path):
-    metarl.register_task_env("user/Reach1D-v0", distribution=_NaNRewards.Tasks(),
-                             entry_point=_NaNRewards, max_episode_steps=10)
+    metarl.register_task_env(
+        "user/Reach1D-v0",
+        distribution=_NaNRewards.Tasks(),
+        entry_point=_NaNRewards,
+        max_episode_steps=10,
+    )
     assert metarl.make_batched_env("user/Reach1D-v0", 2).__class__.__name__ == "GymnasiumBatchedEnv"
     assert metarl.check_task_env("user/Reach1D-v0")["task_changes_outcome"] == "ok"
     cfg = _cfg(tmp_path, 160, env="user/Reach1D-v0", env_kwargs={})
@@ -116,8 +135,12 @@ def test_a_user_family_registers_and_trains_on_the_gymnasium_backend(tmp_path):
 
 
 def test_divergence_stops_the_run_with_a_message(tmp_path):
-    metarl.register_task_env("user/NaNReach-v0", distribution=_NaNRewards.Tasks(),
-                             entry_point=_NaNReach, max_episode_steps=10)
+    metarl.register_task_env(
+        "user/NaNReach-v0",
+        distribution=_NaNRewards.Tasks(),
+        entry_point=_NaNReach,
+        max_episode_steps=10,
+    )
     with pytest.raises(DivergenceError, match="non-finite"):
         train(_cfg(tmp_path, 1000, env="user/NaNReach-v0", env_kwargs={}), progress=False)
 
@@ -134,15 +157,29 @@ def test_unknown_env_algorithm_and_config_key_are_named_with_what_exists(tmp_pat
 
 
 def _cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "metarl", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "metarl", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_train_default_smoke_and_eval(tmp_path):
     # the embedded default (MAML-TRPO on 2D navigation), shrunk to two small meta-iterations
-    small = ["--set", "total_env_steps=1000", "--set", "eval.num_tasks=4",
-             "--set", "algo.meta_batch_size=2", "--set", "algo.episodes_per_task=2",
-             "--set", "algo.eval_episodes=2"]
+    small = [
+        "--set",
+        "total_env_steps=1000",
+        "--set",
+        "eval.num_tasks=4",
+        "--set",
+        "algo.meta_batch_size=2",
+        "--set",
+        "algo.episodes_per_task=2",
+        "--set",
+        "algo.eval_episodes=2",
+    ]
     out = _cli("train", "--quiet", *small, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     run = next((tmp_path / "runs").iterdir())
@@ -169,10 +206,26 @@ def test_sigint_saves_a_checkpoint_before_exit(tmp_path):
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "metarl", "train", "--quiet", "--set", "total_env_steps=100000000",
-         "--set", "checkpoint_every=1000", "--set", "algo.meta_batch_size=2",
-         "--set", "algo.episodes_per_task=2"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "metarl",
+            "train",
+            "--quiet",
+            "--set",
+            "total_env_steps=100000000",
+            "--set",
+            "checkpoint_every=1000",
+            "--set",
+            "algo.meta_batch_size=2",
+            "--set",
+            "algo.episodes_per_task=2",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.time() + 120
         while not list(tmp_path.glob("runs/*/events.out.tfevents.*")) and time.time() < deadline:

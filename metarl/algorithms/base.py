@@ -42,8 +42,16 @@ class Algorithm(ABC):
     #: How many environments per task the evaluator builds for this learner's adaptation.
     eval_envs_per_task: int = 1
 
-    def __init__(self, env_id: str, config: Any, *, seed: int = 1, device: str | torch.device = "cpu",
-                 backend: str | None = None, env_kwargs: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        config: Any,
+        *,
+        seed: int = 1,
+        device: str | torch.device = "cpu",
+        backend: str | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+    ):
         self.env_id = env_id
         self.config = config
         self.seed = seed
@@ -67,28 +75,40 @@ class Algorithm(ABC):
         """One meta-iteration. Returns metrics; must include ``env_steps`` (consumed this step)."""
 
     @abstractmethod
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """Adapt to ``tasks`` in ``env`` and report the curve (see :class:`metarl.evaluation.Adaptive`)."""
 
     # --- shared machinery ------------------------------------------------------------------
     def make_env(self, num_tasks: int, envs_per_task: int = 1, **kwargs: Any) -> BatchedEnv:
-        return make_batched_env(self.env_id, num_tasks, envs_per_task, self.device,
-                                self.backend, **{**self.env_kwargs, **kwargs})  # type: ignore[arg-type]
+        return make_batched_env(
+            self.env_id,
+            num_tasks,
+            envs_per_task,
+            self.device,
+            self.backend,
+            **{**self.env_kwargs, **kwargs},
+        )  # type: ignore[arg-type]
 
     def sample_tasks(self, n: int) -> TaskBatch:
         return self.distribution.sample(n, "train", self.task_generator)
 
-    def track(self, **objects: nn.Module | torch.optim.Optimizer | torch.Generator | BatchedEnv) -> None:
+    def track(
+        self, **objects: nn.Module | torch.optim.Optimizer | torch.Generator | BatchedEnv
+    ) -> None:
         """Record objects whose state a checkpoint must hold (modules, optimizers, generators,
         envs with a ``generator``)."""
         self._tracked.update(objects)
 
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"iteration": self.iteration, "env_steps": self.env_steps,
-                                 "task_generator": self.task_generator.get_state(),
-                                 "generator": self.generator.get_state(),
-                                 "action_generator": self.action_generator.get_state()}
+        state: dict[str, Any] = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "task_generator": self.task_generator.get_state(),
+            "generator": self.generator.get_state(),
+            "action_generator": self.action_generator.get_state(),
+        }
         for name, obj in self._tracked.items():
             if isinstance(obj, torch.Generator):
                 state[name] = obj.get_state()

@@ -60,19 +60,26 @@ class PretrainedFineTune(MultiTaskPPO):
         super().__init__(env_id, config, **kwargs)
         c = config
         if c.scale_actions:  # the parent builds an unscaled policy: replace it and its optimizer
-            self.policy = make_mlp_policy(self.env.single_observation_space,
-                                          self.env.single_action_space, c.hidden,
-                                          c.activation, c.init_std,  # type: ignore[arg-type]
-                                          scale_to_action_space=True).to(self.device)
+            self.policy = make_mlp_policy(
+                self.env.single_observation_space,
+                self.env.single_action_space,
+                c.hidden,
+                c.activation,  # type: ignore[arg-type]
+                c.init_std,
+                scale_to_action_space=True,
+            ).to(self.device)
             self.optimizer = torch.optim.Adam(
-                [*self.policy.parameters(), *self.value.parameters()], lr=c.ppo.learning_rate,
-                eps=1e-5)
+                [*self.policy.parameters(), *self.value.parameters()],
+                lr=c.ppo.learning_rate,
+                eps=1e-5,
+            )
             self.track(policy=self.policy, optimizer=self.optimizer)
         self.rule = InnerRule("vpg", c.inner_gamma, c.inner_gae_lambda)
         self.eval_envs_per_task = c.eval_episodes
 
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """Return after 0..``eval_num_steps`` fine-tuning steps (MAML's test protocol)."""
         c = self.config
         lrs = step_size_schedule(c.inner_lr, c.eval_lr_multipliers, c.eval_num_steps)

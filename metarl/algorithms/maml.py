@@ -54,8 +54,16 @@ from metarl.policies import Params, make_mlp_policy
 from metarl.sampling import rollout
 from metarl.tasks import TaskBatch
 
-__all__ = ["MAML", "MAMLConfig", "MAMLTRPO", "MAMLPPO", "FOMAML", "MetaSGD", "ProMP",
-           "LearnedStepSizes"]
+__all__ = [
+    "MAML",
+    "MAMLConfig",
+    "MAMLTRPO",
+    "MAMLPPO",
+    "FOMAML",
+    "MetaSGD",
+    "ProMP",
+    "LearnedStepSizes",
+]
 
 
 @dataclass
@@ -143,8 +151,9 @@ class LearnedStepSizes(nn.Module):
     def __init__(self, params: Params, init: float):
         super().__init__()
         self.names = list(params)
-        self.alpha = nn.ParameterList([nn.Parameter(torch.full_like(p, init))
-                                       for p in params.values()])
+        self.alpha = nn.ParameterList(
+            [nn.Parameter(torch.full_like(p, init)) for p in params.values()]
+        )
 
     def as_dict(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.alpha, strict=True))
@@ -161,13 +170,20 @@ class MAML(Algorithm):
         if c.num_inner_steps < 1:
             raise ValueError(f"num_inner_steps={c.num_inner_steps} must be >= 1")
         self.env = self.make_env(c.meta_batch_size, c.episodes_per_task)
-        self.policy = make_mlp_policy(self.env.single_observation_space,
-                                      self.env.single_action_space, c.hidden, c.activation,
-                                      c.init_std, scale_to_action_space=c.scale_actions,
-                                      ).to(self.device)
+        self.policy = make_mlp_policy(
+            self.env.single_observation_space,
+            self.env.single_action_space,
+            c.hidden,
+            c.activation,
+            c.init_std,
+            scale_to_action_space=c.scale_actions,
+        ).to(self.device)
         self.rule = InnerRule(c.inner_objective, c.gamma, c.gae_lambda, c.normalize_advantages)
-        self.step_sizes = (LearnedStepSizes(self.policy.params(), c.inner_lr).to(self.device)
-                           if c.meta_sgd else None)
+        self.step_sizes = (
+            LearnedStepSizes(self.policy.params(), c.inner_lr).to(self.device)
+            if c.meta_sgd
+            else None
+        )
         self.eval_envs_per_task = c.eval_episodes
         self.track(policy=self.policy, env=self.env)
         if self.step_sizes is not None:
@@ -202,8 +218,9 @@ class MAML(Algorithm):
         return metrics
 
     @torch.no_grad()
-    def sample(self, with_query: bool = True) -> tuple[list[StepBatch], StepBatch | None,
-                                                       list[float], int]:
+    def sample(
+        self, with_query: bool = True
+    ) -> tuple[list[StepBatch], StepBatch | None, list[float], int]:
         """Trajectories of every inner step (and the query set) for the tasks set in ``env``.
 
         Step ``k``'s trajectories come from the policy adapted ``k`` times; the adaptation here
@@ -217,27 +234,36 @@ class MAML(Algorithm):
         support: list[StepBatch] = []
         returns, steps = [], 0
         for k in range(c.num_inner_steps + int(with_query)):
-            traj = rollout(self.env, make_actor(self.policy, theta, c.meta_batch_size,
-                                                self.action_generator))
+            traj = rollout(
+                self.env, make_actor(self.policy, theta, c.meta_batch_size, self.action_generator)
+            )
             returns.append(float(traj.episode_returns().mean()))
             steps += traj.num_steps
             batch = self.rule.process(traj, dtype)
             if k == c.num_inner_steps:
                 return support, batch, returns, steps
             support.append(batch)
-            start = theta if theta is not None else expand_params(
-                {n: p.detach() for n, p in self.policy.params().items()}, c.meta_batch_size)
+            start = (
+                theta
+                if theta is not None
+                else expand_params(
+                    {n: p.detach() for n, p in self.policy.params().items()}, c.meta_batch_size
+                )
+            )
             lr = lrs[k]
             step_lr = lr if isinstance(lr, float) else {n: a.detach() for n, a in lr.items()}
-            theta = {n: v.detach() for n, v in
-                     self.rule.step(self.policy, start, batch, step_lr, False).items()}
+            theta = {
+                n: v.detach()
+                for n, v in self.rule.step(self.policy, start, batch, step_lr, False).items()
+            }
         return support, None, returns, steps
 
     def adapt(self, support: list[StepBatch], create_graph: bool) -> list[Params]:
         """The inner steps recomputed from ``theta`` on the sampled support data."""
         theta = expand_params(self.policy.params(), support[0].num_tasks)
-        return self.rule.adapt(self.policy, theta, support, self.train_step_sizes(len(support)),
-                               create_graph)
+        return self.rule.adapt(
+            self.policy, theta, support, self.train_step_sizes(len(support)), create_graph
+        )
 
     def train_step_sizes(self, num_steps: int) -> list[StepSize]:
         return step_size_schedule(self.inner_lr(), self.config.inner_lr_multipliers, num_steps)
@@ -264,15 +290,26 @@ class MAML(Algorithm):
         def evaluate() -> tuple[torch.Tensor, torch.Tensor]:
             new = self.policy.distribution(query.obs, self.adapt(support, False)[-1], True)
             ratio = torch.exp(new.log_prob(query.actions) - old_logp)
-            return (-query.mean(ratio * query.advantages).mean(),
-                    kl_per_task(old, new, query).mean())
+            return (
+                -query.mean(ratio * query.advantages).mean(),
+                kl_per_task(old, new, query).mean(),
+            )
 
-        return trpo_step(self.meta_parameters(), loss, self.curvature_kl(support, query, chain),
-                         evaluate, c.max_kl, c.cg_iters, c.cg_damping, c.ls_max_steps,
-                         c.ls_backtrack_ratio)
+        return trpo_step(
+            self.meta_parameters(),
+            loss,
+            self.curvature_kl(support, query, chain),
+            evaluate,
+            c.max_kl,
+            c.cg_iters,
+            c.cg_damping,
+            c.ls_max_steps,
+            c.ls_backtrack_ratio,
+        )
 
-    def curvature_kl(self, support: list[StepBatch], query: StepBatch,
-                     chain: list[Params]) -> torch.Tensor:
+    def curvature_kl(
+        self, support: list[StepBatch], query: StepBatch, chain: list[Params]
+    ) -> torch.Tensor:
         """KL(pi_old' || pi') on a subsample, zero with zero gradient at ``theta``: its Hessian
         is TRPO's metric. Through the inner steps (recomputed on the subsampled support data,
         so the old policy is the same function) unless ``fvp_through_inner`` is off, in which
@@ -300,10 +337,15 @@ class MAML(Algorithm):
         assert self.optimizer is not None
         with torch.no_grad():
             chain = self.adapt(support, create_graph=False)
-            olds = [detach_distribution(self.policy.distribution(b.obs, p, True))
-                    for b, p in zip(support, chain, strict=False)]
-        stats: dict[str, list[float]] = {"loss/surrogate": [], "optim/inner_kl": [],
-                                         "optim/clip_fraction": []}
+            olds = [
+                detach_distribution(self.policy.distribution(b.obs, p, True))
+                for b, p in zip(support, chain, strict=False)
+            ]
+        stats: dict[str, list[float]] = {
+            "loss/surrogate": [],
+            "optim/inner_kl": [],
+            "optim/clip_fraction": [],
+        }
         for _ in range(c.outer_epochs):
             chain = self.adapt(support, create_graph=not c.first_order)
             dist = self.policy.distribution(query.obs, chain[-1], True)
@@ -311,9 +353,12 @@ class MAML(Algorithm):
             clipped = ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)
             surrogate = torch.min(ratio * query.advantages, clipped * query.advantages)
             loss = -query.mean(surrogate).mean()
-            inner_kl = torch.stack([
-                kl_per_task(old, self.policy.distribution(b.obs, p, True), b).mean()
-                for old, b, p in zip(olds, support, chain, strict=False)]).mean()
+            inner_kl = torch.stack(
+                [
+                    kl_per_task(old, self.policy.distribution(b.obs, p, True), b).mean()
+                    for old, b, p in zip(olds, support, chain, strict=False)
+                ]
+            ).mean()
             self.optimizer.zero_grad(set_to_none=True)
             (loss + c.inner_kl_coef * inner_kl).backward()
             self.optimizer.step()
@@ -328,17 +373,22 @@ class MAML(Algorithm):
         c = self.config
         base: StepSize = self.inner_lr()
         if c.eval_inner_lr is not None:
-            base = (c.eval_inner_lr if isinstance(base, float)
-                    else {n: a * (c.eval_inner_lr / c.inner_lr) for n, a in base.items()})
+            base = (
+                c.eval_inner_lr
+                if isinstance(base, float)
+                else {n: a * (c.eval_inner_lr / c.inner_lr) for n, a in base.items()}
+            )
         if not isinstance(base, float):
             base = {n: a.detach() for n, a in base.items()}
         return step_size_schedule(base, c.eval_lr_multipliers, c.eval_num_steps)
 
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """Return after 0..``eval_num_steps`` inner steps, ``eval_episodes`` trajectories each."""
-        return self.rule.curve(self.policy, env, tasks, self.eval_step_sizes(), generator,
-                               self.config.eval_episodes)
+        return self.rule.curve(
+            self.policy, env, tasks, self.eval_step_sizes(), generator, self.config.eval_episodes
+        )
 
 
 # --- the named variants: the same class, a different default for one part ---------------------

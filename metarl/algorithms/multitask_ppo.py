@@ -57,14 +57,22 @@ class MultiTaskPPO(Algorithm):
         c = config
         self.env = self.make_env(c.tasks_per_iteration, c.envs_per_task)
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
-        self.policy = make_mlp_policy(obs_space, act_space, c.hidden, c.activation,  # type: ignore[arg-type]
-                                      c.init_std).to(self.device)
+        self.policy = make_mlp_policy(
+            obs_space,
+            act_space,
+            c.hidden,
+            c.activation,  # type: ignore[arg-type]
+            c.init_std,
+        ).to(self.device)
         self.value = MLPValue(space_dim(obs_space), c.hidden, c.activation).to(self.device)  # type: ignore[arg-type]
         self.optimizer = torch.optim.Adam(
-            [*self.policy.parameters(), *self.value.parameters()], lr=c.ppo.learning_rate, eps=1e-5)
+            [*self.policy.parameters(), *self.value.parameters()], lr=c.ppo.learning_rate, eps=1e-5
+        )
         self.track(policy=self.policy, value=self.value, optimizer=self.optimizer, env=self.env)
 
-    def act(self, obs: torch.Tensor, *_: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+    def act(
+        self, obs: torch.Tensor, *_: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         obs = obs.float()
         dist = self.policy.distribution(obs)
         action = sample_action(dist, self.action_generator)
@@ -78,18 +86,31 @@ class MultiTaskPPO(Algorithm):
 
         def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
             dist = self.policy.distribution(flat["obs"][idx])
-            return (dist.log_prob(flat["actions"][idx]), dist.entropy(), self.value(flat["obs"][idx]))
+            return (
+                dist.log_prob(flat["actions"][idx]),
+                dist.entropy(),
+                self.value(flat["obs"][idx]),
+            )
 
-        metrics = ppo_update(evaluate, batch, [*self.policy.parameters(), *self.value.parameters()],
-                             self.optimizer, c.ppo, self.generator)
+        metrics = ppo_update(
+            evaluate,
+            batch,
+            [*self.policy.parameters(), *self.value.parameters()],
+            self.optimizer,
+            c.ppo,
+            self.generator,
+        )
         steps = traj.num_steps
         self.env_steps += steps
         self.iteration += 1
         ep_returns = traj.episode_returns()
-        return {**metrics, "env_steps": float(steps),
-                "meta_train/return": float(ep_returns.mean()),
-                "meta_train/episode_length": steps / (traj.mask.shape[0] * traj.mask.shape[1]
-                                                     * c.episodes_per_env)}
+        return {
+            **metrics,
+            "env_steps": float(steps),
+            "meta_train/return": float(ep_returns.mean()),
+            "meta_train/episode_length": steps
+            / (traj.mask.shape[0] * traj.mask.shape[1] * c.episodes_per_env),
+        }
 
     def _ppo_batch(self, traj: Trajectory) -> tuple[PPOBatch, dict[str, torch.Tensor]]:
         """Advantages per trajectory, then every valid step as a sequence of length 1."""
@@ -100,14 +121,19 @@ class MultiTaskPPO(Algorithm):
         keep = traj.mask  # [task, env, time]
         flat = {"obs": traj.obs[keep].float(), "actions": traj.actions[keep]}
         column = lambda x: x[keep].unsqueeze(1)  # noqa: E731  [steps, 1]
-        batch = PPOBatch(log_probs=column(traj.log_probs), advantages=column(adv),
-                         returns=column(adv + traj.values), values=column(traj.values),
-                         mask=torch.ones_like(column(traj.rewards), dtype=torch.bool))
+        batch = PPOBatch(
+            log_probs=column(traj.log_probs),
+            advantages=column(adv),
+            returns=column(adv + traj.values),
+            values=column(traj.values),
+            mask=torch.ones_like(column(traj.rewards), dtype=torch.bool),
+        )
         return batch, {k: v.unsqueeze(1) for k, v in flat.items()}
 
     @torch.no_grad()
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         env.set_tasks(tasks)
         traj = rollout(env, self.act, self.config.eval_episodes)
         returns = traj.episode_returns().mean(dim=1)  # [task, episode]

@@ -27,8 +27,10 @@ __all__ = ["Oracle", "OracleConfig", "TaskObservationEnv", "task_features"]
 
 def task_features(tasks: TaskBatch) -> torch.Tensor:
     """``[task, F]``: every task parameter flattened and concatenated, in name order."""
-    return torch.cat([tasks.params[k].reshape(len(tasks), -1).to(torch.float32)
-                      for k in sorted(tasks.params)], dim=1)
+    return torch.cat(
+        [tasks.params[k].reshape(len(tasks), -1).to(torch.float32) for k in sorted(tasks.params)],
+        dim=1,
+    )
 
 
 class TaskObservationEnv(BatchedEnv):
@@ -48,7 +50,9 @@ class TaskObservationEnv(BatchedEnv):
             raise ValueError(f"TaskObservationEnv needs a Box observation space, got {inner}")
         self.single_observation_space = gym.spaces.Box(
             np.concatenate([inner.low.ravel(), np.full(size, -np.inf)]),
-            np.concatenate([inner.high.ravel(), np.full(size, np.inf)]), dtype=np.float64)
+            np.concatenate([inner.high.ravel(), np.full(size, np.inf)]),
+            dtype=np.float64,
+        )
         self.generator = getattr(env, "generator", None)  # checkpointed through track()
         self._features: torch.Tensor | None = None
 
@@ -91,6 +95,7 @@ class Oracle(PretrainedFineTune):
     def make_env(self, num_tasks: int, envs_per_task: int = 1, **kwargs: Any) -> BatchedEnv:
         return TaskObservationEnv(super().make_env(num_tasks, envs_per_task, **kwargs))
 
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         return super().adaptation_curve(TaskObservationEnv(env), tasks, generator)

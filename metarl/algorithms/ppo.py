@@ -67,7 +67,9 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp(min=1.0)
 
 
-def explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def explained_variance(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
     """1 - Var[target - pred] / Var[target] over the masked steps (1 is perfect, <= 0 useless)."""
     m = mask.bool()
     y, p = target[m], pred[m]
@@ -91,14 +93,15 @@ def ppo_update(
     params = list(parameters)
     n = batch.num_sequences
     mb_size = max(1, n // cfg.num_minibatches)
-    stats: dict[str, list[torch.Tensor]] = {k: [] for k in
-                                             ("policy", "value", "entropy", "approx_kl", "clipfrac")}
+    stats: dict[str, list[torch.Tensor]] = {
+        k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")
+    }
     epochs_run = 0
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=generator).to(batch.log_probs.device)
         kl_epoch = []
         for start in range(0, n, mb_size):
-            idx = order[start:start + mb_size]
+            idx = order[start : start + mb_size]
             mask = batch.mask[idx]
             new_logp, entropy, value = evaluate(idx)
             adv = batch.advantages[idx]
@@ -108,14 +111,17 @@ def ppo_update(
                 adv = (adv - mu) / (std + 1e-8)
             log_ratio = new_logp - batch.log_probs[idx]
             ratio = log_ratio.exp()
-            pg_loss = torch.max(-adv * ratio,
-                                -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef))
+            pg_loss = torch.max(
+                -adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+            )
             pg_loss = masked_mean(pg_loss, mask)
             ret = batch.returns[idx]
             if cfg.clip_value:
                 old_v = batch.values[idx]
                 v_clipped = old_v + (value - old_v).clamp(-cfg.clip_coef, cfg.clip_coef)
-                v_loss = 0.5 * masked_mean(torch.max((value - ret) ** 2, (v_clipped - ret) ** 2), mask)
+                v_loss = 0.5 * masked_mean(
+                    torch.max((value - ret) ** 2, (v_clipped - ret) ** 2), mask
+                )
             else:
                 v_loss = 0.5 * masked_mean((value - ret) ** 2, mask)
             ent = masked_mean(entropy, mask)
@@ -145,5 +151,7 @@ def ppo_update(
         "optim/approx_kl": means["approx_kl"],
         "optim/clip_fraction": means["clipfrac"],
         "optim/epochs": float(epochs_run),
-        "optim/explained_variance": float(explained_variance(batch.values, batch.returns, batch.mask)),
+        "optim/explained_variance": float(
+            explained_variance(batch.values, batch.returns, batch.mask)
+        ),
     }

@@ -48,4 +48,4 @@ class Reptile(MAML):
                 delta = adapted[name].mean(0) - p
                 p.add_(eps * delta)
                 sq += float((delta * delta).sum())
-        return {"optim/reptile_step_norm": eps * sq ** 0.5}
+        return {"optim/reptile_step_norm": eps * sq**0.5}

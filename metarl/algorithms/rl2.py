@@ -45,8 +45,9 @@ __all__ = ["RL2", "RL2Config", "ReturnNormalizer", "trial_dones"]
 
 def _rl2_ppo() -> PPOConfig:
     # ANCHORS.md 1 (the authors' launchers): gamma 0.99, GAE lambda 0.3.
-    return PPOConfig(learning_rate=1e-3, epochs=4, num_minibatches=4, ent_coef=0.01,
-                     gamma=0.99, gae_lambda=0.3)
+    return PPOConfig(
+        learning_rate=1e-3, epochs=4, num_minibatches=4, ent_coef=0.01, gamma=0.99, gae_lambda=0.3
+    )
 
 
 @dataclass
@@ -139,9 +140,12 @@ class RL2(Algorithm):
         if c.bptt_length is not None and c.bptt_length < 1:
             raise ValueError(f"bptt_length={c.bptt_length} must be >= 1 or None")
         self.env = self.make_env(c.tasks_per_iteration, c.envs_per_task)
-        self.net = RecurrentActorCritic(self.env.single_observation_space,
-                                        self.env.single_action_space, c.hidden_size,
-                                        c.init_std).to(self.device)
+        self.net = RecurrentActorCritic(
+            self.env.single_observation_space,
+            self.env.single_action_space,
+            c.hidden_size,
+            c.init_std,
+        ).to(self.device)
         self.value_norm = ReturnNormalizer().to(self.device)
         self._action_scale = self._action_normalizer(self.env.single_action_space)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c.ppo.learning_rate, eps=1e-5)
@@ -158,8 +162,13 @@ class RL2(Algorithm):
             return None
         return low_t, high_t
 
-    def policy_input(self, obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
-                     prev_done: torch.Tensor) -> torch.Tensor:
+    def policy_input(
+        self,
+        obs: torch.Tensor,
+        prev_action: torch.Tensor,
+        prev_reward: torch.Tensor,
+        prev_done: torch.Tensor,
+    ) -> torch.Tensor:
         """The GRU input; a bounded continuous previous action enters as the action the env
         executed (clipped to the bounds), rescaled to [-1, 1], so a Gaussian sample far outside
         the box cannot blow up the recurrent state (point navigation clips at 0.1)."""
@@ -170,8 +179,12 @@ class RL2(Algorithm):
         return self.net.build_input(obs.float(), prev_action, prev_reward.float(), prev_done)
 
     # --- acting ---------------------------------------------------------------------------
-    def make_actor(self, generator: torch.Generator, deterministic: bool = False,
-                   record_every: int | None = None) -> tuple[Any, list[torch.Tensor]]:
+    def make_actor(
+        self,
+        generator: torch.Generator,
+        deterministic: bool = False,
+        record_every: int | None = None,
+    ) -> tuple[Any, list[torch.Tensor]]:
         """The rollout actor; the hidden state is fresh (zero) at the first step of the rollout,
         i.e. at the start of every trial, and carried across its episodes.
 
@@ -181,9 +194,13 @@ class RL2(Algorithm):
         recorded: list[torch.Tensor] = []
         counter = [0]
 
-        def act(obs: torch.Tensor, prev_action: torch.Tensor, prev_reward: torch.Tensor,
-                prev_done: torch.Tensor, hidden: torch.Tensor | None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        def act(
+            obs: torch.Tensor,
+            prev_action: torch.Tensor,
+            prev_reward: torch.Tensor,
+            prev_done: torch.Tensor,
+            hidden: torch.Tensor | None,
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
             if hidden is None:
                 hidden = self.net.initial_state(obs.shape[0], obs.device)
             if record_every is not None and counter[0] % record_every == 0:
@@ -224,8 +241,9 @@ class RL2(Algorithm):
         if c.ent_anneal_steps:
             frac = max(0.0, 1.0 - self.env_steps / c.ent_anneal_steps)
             ppo_cfg = replace(c.ppo, ent_coef=c.ppo.ent_coef * frac)
-        metrics = ppo_update(evaluate, seqs["batch"], self.net.parameters(), self.optimizer,
-                             ppo_cfg, self.generator)
+        metrics = ppo_update(
+            evaluate, seqs["batch"], self.net.parameters(), self.optimizer, ppo_cfg, self.generator
+        )
         metrics["optim/ent_coef"] = ppo_cfg.ent_coef
         metrics["optim/learning_rate"] = self.optimizer.param_groups[0]["lr"]
         steps = traj.num_steps
@@ -244,10 +262,21 @@ class RL2(Algorithm):
         if self.config.normalize_values:
             self.value_norm.update(returns[mask])
         scale = self.value_norm.std  # the critic's unit (after this batch's update)
-        inputs = self.policy_input(traj.obs, traj.shifted(traj.actions), traj.shifted(traj.rewards),
-                                   traj.shifted(traj.dones))
-        flat = {"inputs": inputs, "actions": traj.actions, "log_probs": traj.log_probs,
-                "adv": adv, "returns": returns / scale, "values": traj.values / scale, "mask": mask}
+        inputs = self.policy_input(
+            traj.obs,
+            traj.shifted(traj.actions),
+            traj.shifted(traj.rewards),
+            traj.shifted(traj.dones),
+        )
+        flat = {
+            "inputs": inputs,
+            "actions": traj.actions,
+            "log_probs": traj.log_probs,
+            "adv": adv,
+            "returns": returns / scale,
+            "values": traj.values / scale,
+            "mask": mask,
+        }
         flat = {k: v.flatten(0, 1) for k, v in flat.items()}  # [task*env, time, ...]
         h = None
         L = self.config.bptt_length
@@ -263,8 +292,13 @@ class RL2(Algorithm):
 
             flat = {k: cut(v) for k, v in flat.items()}
             h = torch.stack(h0, dim=1).flatten(0, 1)  # [seq*chunks, H], behaviour-policy states
-        batch = PPOBatch(log_probs=flat["log_probs"], advantages=flat["adv"],
-                         returns=flat["returns"], values=flat["values"], mask=flat["mask"])
+        batch = PPOBatch(
+            log_probs=flat["log_probs"],
+            advantages=flat["adv"],
+            returns=flat["returns"],
+            values=flat["values"],
+            mask=flat["mask"],
+        )
         return {"inputs": flat["inputs"], "actions": flat["actions"], "h0": h, "batch": batch}
 
     def _return_metrics(self, traj: Trajectory) -> dict[str, float]:
@@ -281,8 +315,9 @@ class RL2(Algorithm):
 
     # --- evaluation -----------------------------------------------------------------------
     @torch.no_grad()
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """One trial per task (and env) from a fresh hidden state; the return of each episode.
 
         ``axis="episode"``: point i is the return of episode i of the trial, so the curve shows

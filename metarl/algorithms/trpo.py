@@ -24,17 +24,34 @@ __all__ = ["flat_grad", "conjugate_gradient", "trpo_step", "Evaluate"]
 Evaluate = Callable[[], tuple[torch.Tensor, torch.Tensor]]
 
 
-def flat_grad(output: torch.Tensor, params: Sequence[torch.Tensor], create_graph: bool = False,
-              retain_graph: bool | None = None) -> torch.Tensor:
+def flat_grad(
+    output: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    create_graph: bool = False,
+    retain_graph: bool | None = None,
+) -> torch.Tensor:
     """Gradient of scalar ``output`` with respect to ``params`` as one flat vector."""
-    grads = torch.autograd.grad(output, list(params), create_graph=create_graph,
-                                retain_graph=retain_graph, allow_unused=True)
-    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
-                      for g, p in zip(grads, params, strict=True)])
+    grads = torch.autograd.grad(
+        output,
+        list(params),
+        create_graph=create_graph,
+        retain_graph=retain_graph,
+        allow_unused=True,
+    )
+    return torch.cat(
+        [
+            (torch.zeros_like(p) if g is None else g).reshape(-1)
+            for g, p in zip(grads, params, strict=True)
+        ]
+    )
 
 
-def conjugate_gradient(avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor,
-                       iters: int = 10, residual_tol: float = 1e-10) -> torch.Tensor:
+def conjugate_gradient(
+    avp: Callable[[torch.Tensor], torch.Tensor],
+    b: torch.Tensor,
+    iters: int = 10,
+    residual_tol: float = 1e-10,
+) -> torch.Tensor:
     """Approximately solve ``A x = b`` for symmetric positive-definite ``A`` given ``v -> A v``.
 
     Stops early once the squared residual drops below ``residual_tol`` (a host sync per
@@ -62,14 +79,21 @@ def _assign(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
         offset = 0
         for p in params:
             n = p.numel()
-            p.copy_(flat[offset:offset + n].view_as(p))
+            p.copy_(flat[offset : offset + n].view_as(p))
             offset += n
 
 
-def trpo_step(params: Sequence[torch.Tensor], loss: torch.Tensor, kl: torch.Tensor,
-              evaluate: Evaluate, max_kl: float = 0.01, cg_iters: int = 10,
-              cg_damping: float = 1e-5, ls_max_steps: int = 15,
-              ls_backtrack_ratio: float = 0.8) -> dict[str, float]:
+def trpo_step(
+    params: Sequence[torch.Tensor],
+    loss: torch.Tensor,
+    kl: torch.Tensor,
+    evaluate: Evaluate,
+    max_kl: float = 0.01,
+    cg_iters: int = 10,
+    cg_damping: float = 1e-5,
+    ls_max_steps: int = 15,
+    ls_backtrack_ratio: float = 0.8,
+) -> dict[str, float]:
     """One TRPO update of ``params`` in place; returns the update's metrics.
 
     Args:
@@ -111,6 +135,11 @@ def trpo_step(params: Sequence[torch.Tensor], loss: torch.Tensor, kl: torch.Tens
     if not accepted:
         _assign(params, old)
         loss_new, kl_new = loss_old, 0.0
-    return {"loss/surrogate_before": loss_old, "loss/surrogate": loss_new,
-            "optim/kl": kl_new, "optim/step_fraction": frac if accepted else 0.0,
-            "optim/expected_improvement": expected, "optim/line_search_accepted": float(accepted)}
+    return {
+        "loss/surrogate_before": loss_old,
+        "loss/surrogate": loss_new,
+        "optim/kl": kl_new,
+        "optim/step_fraction": frac if accepted else 0.0,
+        "optim/expected_improvement": expected,
+        "optim/line_search_accepted": float(accepted),
+    }

@@ -27,10 +27,19 @@ __all__ = ["GymnasiumBatchedEnv"]
 class GymnasiumBatchedEnv(BatchedEnv):
     """``num_tasks * envs_per_task`` Gymnasium envs in a sync or async vector env."""
 
-    def __init__(self, env_id: str, num_tasks: int, envs_per_task: int = 1,
-                 device: str | torch.device = "cpu", *, distribution: TaskDistribution,
-                 vectorization: Literal["sync", "async"] = "sync", seed: int = 0,
-                 dtype: torch.dtype = torch.float32, **env_kwargs: Any):
+    def __init__(
+        self,
+        env_id: str,
+        num_tasks: int,
+        envs_per_task: int = 1,
+        device: str | torch.device = "cpu",
+        *,
+        distribution: TaskDistribution,
+        vectorization: Literal["sync", "async"] = "sync",
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        **env_kwargs: Any,
+    ):
         super().__init__(num_tasks, envs_per_task, device)
         self.distribution = distribution
         self.dtype = dtype
@@ -50,8 +59,9 @@ class GymnasiumBatchedEnv(BatchedEnv):
         self._check_tasks(tasks)
         self.tasks = tasks
         rows = torch.arange(self.num_envs) // self.envs_per_task
-        self.vec.set_attr("task", [{k: v[int(t)].numpy() for k, v in tasks.params.items()}
-                                   for t in rows])
+        self.vec.set_attr(
+            "task", [{k: v[int(t)].numpy() for k, v in tasks.params.items()} for t in rows]
+        )
 
     def _to_torch(self, x: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), device=self.device, dtype=dtype)
@@ -76,9 +86,13 @@ class GymnasiumBatchedEnv(BatchedEnv):
         if done.any() and "final_obs" in info:
             for i in np.flatnonzero(done):
                 final[i] = info["final_obs"][i]
-        return (self._to_torch(obs, self.dtype), self._to_torch(reward, self.dtype),
-                self._to_torch(terminated, torch.bool), self._to_torch(truncated, torch.bool),
-                {"final_obs": self._to_torch(final, self.dtype)})
+        return (
+            self._to_torch(obs, self.dtype),
+            self._to_torch(reward, self.dtype),
+            self._to_torch(terminated, torch.bool),
+            self._to_torch(truncated, torch.bool),
+            {"final_obs": self._to_torch(final, self.dtype)},
+        )
 
     def close(self) -> None:
         self.vec.close()

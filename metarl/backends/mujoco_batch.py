@@ -114,7 +114,11 @@ class MujocoFamily(ABC):
 
     @abstractmethod
     def reward(
-        self, xp: ModuleType, s: State, velocity: Array, action: Array,
+        self,
+        xp: ModuleType,
+        s: State,
+        velocity: Array,
+        action: Array,
         task: Mapping[str, Array],
     ) -> Array:
         """The reward ``[...]`` after a step; ``velocity`` is ``d position / dt``, ``[..., k]``."""
@@ -141,8 +145,9 @@ def _compile(xml: str, contact_forces: bool) -> mujoco.MjModel:
         return spec.compile()
 
 
-def _reset_noise(family: MujocoFamily, n: int, nq: int, nv: int, generator: torch.Generator
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _reset_noise(
+    family: MujocoFamily, n: int, nq: int, nv: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reset perturbations of ``n`` rows, drawn from ``generator`` (float64, CPU)."""
     scale = family.reset_noise_scale
     dq = (2 * torch.rand(n, nq, generator=generator, dtype=torch.float64) - 1) * scale
@@ -153,7 +158,9 @@ def _reset_noise(family: MujocoFamily, n: int, nq: int, nv: int, generator: torc
     return dq, dv
 
 
-def _spaces(model: mujoco.MjModel, obs_dim: int, dtype: Any) -> tuple[gym.spaces.Box, gym.spaces.Box]:
+def _spaces(
+    model: mujoco.MjModel, obs_dim: int, dtype: Any
+) -> tuple[gym.spaces.Box, gym.spaces.Box]:
     obs = gym.spaces.Box(-np.inf, np.inf, shape=(obs_dim,), dtype=dtype)
     low, high = model.actuator_ctrlrange.T.astype(np.float32)
     return obs, gym.spaces.Box(low=low, high=high, dtype=np.float32)
@@ -195,8 +202,9 @@ class MujocoTaskEnv(TaskEnv):
         if self._base:
             apply_to_model(self.model, self.data, self._base, dynamics_params(self.task))
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         mujoco.mj_resetData(self.model, self.data)
         scale = self.family.reset_noise_scale
@@ -265,8 +273,9 @@ class MujocoBatchedEnv(BatchedEnv):
         self.dtype = dtype
         self.max_episode_steps = int(max_episode_steps or self.family.max_episode_steps)
         self.model = self.family.build_model()
-        self.batch = mujoco.batch.Batch(self.model, self.num_envs,
-                                        nthread=nthread or available_threads())
+        self.batch = mujoco.batch.Batch(
+            self.model, self.num_envs, nthread=nthread or available_threads()
+        )
         self.dt = float(self.model.opt.timestep) * self.family.frame_skip
         self.generator = torch.Generator().manual_seed(seed)
         self._base = base_values(self.model, self.family.dynamics_groups())
@@ -286,8 +295,9 @@ class MujocoBatchedEnv(BatchedEnv):
         probe_task = {k: v.double() for k, v in probe.params.items()}
         obs_dim = self.family.observe(torch, probe_state, probe_task).shape[-1]
         np_dtype = torch.empty((), dtype=dtype).numpy().dtype
-        self.single_observation_space, self.single_action_space = _spaces(self.model, obs_dim,
-                                                                          np_dtype)
+        self.single_observation_space, self.single_action_space = _spaces(
+            self.model, obs_dim, np_dtype
+        )
 
     @property
     def nthread(self) -> int:
@@ -303,15 +313,19 @@ class MujocoBatchedEnv(BatchedEnv):
         self._check_tasks(tasks)
         self.tasks = tasks
         self.task = {
-            k: v.detach().to("cpu", torch.float64 if v.is_floating_point() else v.dtype)
+            k: v.detach()
+            .to("cpu", torch.float64 if v.is_floating_point() else v.dtype)
             .repeat_interleave(self.envs_per_task, dim=0)
             for k, v in tasks.params.items()
         }
         if self._base:
             log_scales = dynamics_params(self.task)  # group -> [num_envs, *field shape]
             for group, default in self._base.items():
-                values = default if group not in log_scales else scaled_values(default,
-                                                                               log_scales[group])
+                values = (
+                    default
+                    if group not in log_scales
+                    else scaled_values(default, log_scales[group])
+                )
                 self.batch.expand(PARAMETER_GROUPS[group])[...] = values
             self.batch.set_const()
 
@@ -344,10 +358,18 @@ class MujocoBatchedEnv(BatchedEnv):
             self._reset_rows(rows)
             self.elapsed[rows] = 0
             obs = obs.clone()
-            obs[rows] = self.family.observe(torch, {k: v[rows] for k, v in self.state.items()},
-                                            {k: v[rows] for k, v in self.task.items()})
-        return (self._output(obs), self._output(reward), terminated.to(self.device),
-                truncated.to(self.device), {"final_obs": self._output(final_obs)})
+            obs[rows] = self.family.observe(
+                torch,
+                {k: v[rows] for k, v in self.state.items()},
+                {k: v[rows] for k, v in self.task.items()},
+            )
+        return (
+            self._output(obs),
+            self._output(reward),
+            terminated.to(self.device),
+            truncated.to(self.device),
+            {"final_obs": self._output(final_obs)},
+        )
 
     def close(self) -> None:
         self.__dict__.pop("batch", None)

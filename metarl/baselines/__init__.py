@@ -59,8 +59,13 @@ BASELINES: dict[str, dict[str, type]] = {
 }
 
 
-def make_baseline(name: str, env_id: str, env_kwargs: Mapping[str, Any] | None = None,
-                  trial_episodes: int | None = None, **options: Any) -> Any:
+def make_baseline(
+    name: str,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    trial_episodes: int | None = None,
+    **options: Any,
+) -> Any:
     """The baseline ``name`` for the family of ``env_id``, playing trials of ``trial_episodes``.
 
     ``options`` go to the agent's constructor (``c`` for UCB1, ``epsilon``, ``discount``,
@@ -72,12 +77,16 @@ def make_baseline(name: str, env_id: str, env_kwargs: Mapping[str, Any] | None =
     family = make_distribution(env_id, **dict(env_kwargs or {})).family
     by_family = BASELINES[name]
     if family not in by_family:
-        raise ValueError(f"baseline {name!r} does not run on {env_id} (family {family!r}); it "
-                         f"supports {sorted(by_family)}. Baselines for {family!r}: "
-                         f"{sorted(n for n, f in BASELINES.items() if family in f)}")
+        raise ValueError(
+            f"baseline {name!r} does not run on {env_id} (family {family!r}); it "
+            f"supports {sorted(by_family)}. Baselines for {family!r}: "
+            f"{sorted(n for n, f in BASELINES.items() if family in f)}"
+        )
     if trial_episodes is None:
-        raise ValueError("make_baseline needs trial_episodes (episodes per trial, e.g. "
-                         "--set trial_episodes=100 on the command line)")
+        raise ValueError(
+            "make_baseline needs trial_episodes (episodes per trial, e.g. "
+            "--set trial_episodes=100 on the command line)"
+        )
     cls = by_family[family]
     accepted = [p for p in inspect.signature(cls).parameters if p != "num_episodes"]
     unknown = [k for k in options if k not in accepted]

@@ -66,8 +66,9 @@ TieBreak = Literal["random", "first"]
 TIE_BREAKS: tuple[str, ...] = ("random", "first")
 
 
-def best_action(values: torch.Tensor, generator: torch.Generator,
-                tie_break: TieBreak = "random") -> torch.Tensor:
+def best_action(
+    values: torch.Tensor, generator: torch.Generator, tie_break: TieBreak = "random"
+) -> torch.Tensor:
     """The best entry of the last axis; ties at random, or at the lowest index (``"first"``).
 
     ``"first"`` is ``numpy.argmax``'s convention, which the RL² paper's greedy baselines appear
@@ -85,8 +86,9 @@ def sample_gamma(concentration: torch.Tensor, generator: torch.Generator) -> tor
     ``torch.distributions.Gamma`` takes no generator; its sampler, ``torch._standard_gamma``, does
     (a private but long-stable op: the distributions module is built on it).
     """
-    draws = torch._standard_gamma(concentration.to(generator.device, torch.float64),
-                                  generator=generator)
+    draws = torch._standard_gamma(
+        concentration.to(generator.device, torch.float64), generator=generator
+    )
     return draws.to(concentration.device, concentration.dtype)
 
 
@@ -111,17 +113,21 @@ class BanditAgent:
             raise ValueError(f"num_episodes={num_episodes!r} must be a positive int (pulls/trial)")
         self.num_episodes = num_episodes
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         """The arm ``[env]`` (long) to pull at pull ``t`` (0-based) of the trial."""
         raise NotImplementedError
 
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """Pull ``num_episodes`` times in every env; ``returns[task, pull]`` is the reward."""
         if env.max_episode_steps != 1:
-            raise ValueError(f"{type(self).__name__} plays one-pull bandit episodes; the env has "
-                             f"max_episode_steps={env.max_episode_steps}")
+            raise ValueError(
+                f"{type(self).__name__} plays one-pull bandit episodes; the env has "
+                f"max_episode_steps={env.max_episode_steps}"
+            )
         env.set_tasks(tasks)
         env.reset(seed=env_seed(generator))
         k = int(env.single_action_space.n)  # type: ignore[attr-defined]
@@ -149,8 +155,9 @@ class RandomBandit(BanditAgent):
 
     name = "random"
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         return random_argmax(torch.zeros_like(successes), generator)
 
 
@@ -179,8 +186,9 @@ class EpsilonGreedyBandit(BanditAgent):
         self.epsilon = float(epsilon)
         self.tie_break = tie_break
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         mean = _pseudo_count_mean(successes, failures)  # [env, arm]
         greedy = best_action(mean, generator, self.tie_break)  # [env]
         if self.epsilon == 0.0:
@@ -190,8 +198,10 @@ class EpsilonGreedyBandit(BanditAgent):
         return torch.where(explore, uniform, greedy)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(num_episodes={self.num_episodes}, "
-                f"epsilon={self.epsilon}, tie_break={self.tie_break!r})")
+        return (
+            f"{type(self).__name__}(num_episodes={self.num_episodes}, "
+            f"epsilon={self.epsilon}, tie_break={self.tie_break!r})"
+        )
 
 
 class GreedyBandit(EpsilonGreedyBandit):
@@ -220,8 +230,9 @@ class UCB1(BanditAgent):
             raise ValueError(f"c={c!r} must be >= 0 (UCB1 exploration weight)")
         self.c = float(c)
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         pulls = successes + failures + 2  # [env, arm]
         total = pulls.sum(dim=-1, keepdim=True)  # [env, 1]
         index = (successes + 1) / pulls + self.c * torch.sqrt(2 * torch.log(total) / pulls)
@@ -239,8 +250,9 @@ class ThompsonSampling(BanditAgent):
 
     name = "TS"
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         theta = sample_beta(successes + 1, failures + 1, generator)  # [env, arm]
         return theta.argmax(dim=-1)  # continuous draws: ties have probability 0
 
@@ -281,8 +293,9 @@ def _gittins_table(discount: float, max_pulls: int, grid: int, extra_depth: int)
     return table
 
 
-def gittins_indices(discount: float, max_pulls: int, grid: int = 1001,
-                    extra_depth: int | None = None) -> torch.Tensor:
+def gittins_indices(
+    discount: float, max_pulls: int, grid: int = 1001, extra_depth: int | None = None
+) -> torch.Tensor:
     """Gittins indices ``[max_pulls + 1, max_pulls + 1]`` of a Bernoulli arm with a Beta(1,1) prior.
 
     Entry ``[s, f]`` (for ``s + f <= max_pulls``; NaN elsewhere) is the index of an arm observed to
@@ -325,8 +338,9 @@ class GittinsIndex(BanditAgent):
         self.grid = grid
         self._table = gittins_indices(self.discount, num_episodes, grid).float()
 
-    def act(self, successes: torch.Tensor, failures: torch.Tensor, t: int,
-            generator: torch.Generator) -> torch.Tensor:
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
         table = self._table.to(successes.device)
         index = table[successes.long(), failures.long()]  # [env, arm]
         return random_argmax(index, generator)

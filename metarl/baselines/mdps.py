@@ -34,8 +34,9 @@ from metarl.tasks import TaskBatch, check_choice
 __all__ = ["MDPAgent", "RandomMDP", "GreedyMDP", "PSRL", "backward_induction"]
 
 
-def backward_induction(reward: torch.Tensor, transition: torch.Tensor,
-                       horizon: int) -> torch.Tensor:
+def backward_induction(
+    reward: torch.Tensor, transition: torch.Tensor, horizon: int
+) -> torch.Tensor:
     """Optimal finite-horizon Q-values of a batch of MDPs, ``[batch, horizon, state, action]``.
 
     ``Q[:, h, s, a]`` is the best expected return of the remaining ``horizon - h`` steps after
@@ -61,15 +62,23 @@ class MDPAgent:
 
     name = "mdp-agent"
 
-    def __init__(self, num_episodes: int, reward_prior_mean: float = 1.0,
-                 reward_prior_std: float = 1.0, reward_noise_std: float = 1.0,
-                 tie_break: TieBreak = "random"):
+    def __init__(
+        self,
+        num_episodes: int,
+        reward_prior_mean: float = 1.0,
+        reward_prior_std: float = 1.0,
+        reward_noise_std: float = 1.0,
+        tie_break: TieBreak = "random",
+    ):
         if not isinstance(num_episodes, int) or num_episodes < 1:
-            raise ValueError(f"num_episodes={num_episodes!r} must be a positive int (episodes "
-                             "per trial)")
+            raise ValueError(
+                f"num_episodes={num_episodes!r} must be a positive int (episodes per trial)"
+            )
         if reward_prior_std <= 0 or reward_noise_std <= 0:
-            raise ValueError(f"reward_prior_std={reward_prior_std!r} and reward_noise_std="
-                             f"{reward_noise_std!r} must be > 0")
+            raise ValueError(
+                f"reward_prior_std={reward_prior_std!r} and reward_noise_std="
+                f"{reward_noise_std!r} must be > 0"
+            )
         check_choice("tie_break", tie_break, TIE_BREAKS)
         self.num_episodes = num_episodes
         self.tie_break = tie_break
@@ -78,8 +87,9 @@ class MDPAgent:
         self.reward_noise_std = float(reward_noise_std)
 
     # --- the posterior --------------------------------------------------------------------------
-    def reward_posterior(self, visits: torch.Tensor,
-                         reward_sum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def reward_posterior(
+        self, visits: torch.Tensor, reward_sum: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and std of every mean reward (conjugate Normal, known noise).
 
         With ``reward_prior_std = inf`` (a flat prior) the mean is the sample mean of a visited
@@ -93,14 +103,21 @@ class MDPAgent:
             mean = torch.where(visits > 0, mean, self.reward_prior_mean)
         return mean, precision.rsqrt()
 
-    def plan(self, visits: torch.Tensor, reward_sum: torch.Tensor, transitions: torch.Tensor,
-             horizon: int, generator: torch.Generator) -> torch.Tensor:
+    def plan(
+        self,
+        visits: torch.Tensor,
+        reward_sum: torch.Tensor,
+        transitions: torch.Tensor,
+        horizon: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Q-values ``[env, horizon, S, A]`` for the coming episode."""
         raise NotImplementedError
 
     # --- the trial loop -------------------------------------------------------------------------
-    def adaptation_curve(self, env: BatchedEnv, tasks: TaskBatch,
-                         generator: torch.Generator) -> AdaptationCurve:
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
         """Play ``num_episodes`` episodes in every env; ``returns[task, episode]``.
 
         Needs a tabular env: one-hot observations of the state, discrete actions, episodes of
@@ -114,8 +131,9 @@ class MDPAgent:
         shape = (n, num_states, num_actions)
         visits = torch.zeros(shape, dtype=torch.float64, device=device)  # [env, S, A]
         reward_sum = torch.zeros(shape, dtype=torch.float64, device=device)  # [env, S, A]
-        transitions = torch.zeros(*shape, num_states, dtype=torch.float64,
-                                  device=device)  # [env, S, A, S']
+        transitions = torch.zeros(
+            *shape, num_states, dtype=torch.float64, device=device
+        )  # [env, S, A, S']
         flat_sa = visits.view(n, -1)
         flat_sas = transitions.view(n, -1)
         rows = torch.arange(n, device=device)
@@ -133,12 +151,15 @@ class MDPAgent:
                 flat_sas[rows, sa * num_states + next_state] += 1
                 returns[:, episode] += reward.double()
         per_task = returns.view(env.num_tasks, env.envs_per_task, -1).mean(1)  # [task, episode]
-        return AdaptationCurve(per_task.float().cpu(), "episode",
-                               env_steps=n * self.num_episodes * horizon)
+        return AdaptationCurve(
+            per_task.float().cpu(), "episode", env_steps=n * self.num_episodes * horizon
+        )
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(num_episodes={self.num_episodes}, "
-                f"reward_prior_mean={self.reward_prior_mean})")
+        return (
+            f"{type(self).__name__}(num_episodes={self.num_episodes}, "
+            f"reward_prior_mean={self.reward_prior_mean})"
+        )
 
 
 class RandomMDP(MDPAgent):
@@ -149,8 +170,14 @@ class RandomMDP(MDPAgent):
     def __init__(self, num_episodes: int):
         super().__init__(num_episodes, tie_break="random")
 
-    def plan(self, visits: torch.Tensor, reward_sum: torch.Tensor, transitions: torch.Tensor,
-             horizon: int, generator: torch.Generator) -> torch.Tensor:
+    def plan(
+        self,
+        visits: torch.Tensor,
+        reward_sum: torch.Tensor,
+        transitions: torch.Tensor,
+        horizon: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         n, s, a = visits.shape
         return torch.zeros(n, horizon, s, a, dtype=visits.dtype, device=visits.device)
 
@@ -170,17 +197,29 @@ class GreedyMDP(MDPAgent):
 
     name = "greedy"
 
-    def __init__(self, num_episodes: int, reward_prior_mean: float = 1.0,
-                 reward_prior_std: float = 1.0, reward_noise_std: float = 1.0,
-                 tie_break: TieBreak = "random",
-                 transitions: Literal["empirical", "posterior"] = "posterior"):
-        super().__init__(num_episodes, reward_prior_mean, reward_prior_std, reward_noise_std,
-                         tie_break)
+    def __init__(
+        self,
+        num_episodes: int,
+        reward_prior_mean: float = 1.0,
+        reward_prior_std: float = 1.0,
+        reward_noise_std: float = 1.0,
+        tie_break: TieBreak = "random",
+        transitions: Literal["empirical", "posterior"] = "posterior",
+    ):
+        super().__init__(
+            num_episodes, reward_prior_mean, reward_prior_std, reward_noise_std, tie_break
+        )
         check_choice("transitions", transitions, ("empirical", "posterior"))
         self.transitions = transitions
 
-    def plan(self, visits: torch.Tensor, reward_sum: torch.Tensor, transitions: torch.Tensor,
-             horizon: int, generator: torch.Generator) -> torch.Tensor:
+    def plan(
+        self,
+        visits: torch.Tensor,
+        reward_sum: torch.Tensor,
+        transitions: torch.Tensor,
+        horizon: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         mean, _ = self.reward_posterior(visits, reward_sum)  # [env, S, A]
         if self.transitions == "posterior":
             p = (transitions + 1) / (transitions + 1).sum(-1, keepdim=True)  # [env, S, A, S']
@@ -191,9 +230,11 @@ class GreedyMDP(MDPAgent):
         return backward_induction(mean, p, horizon)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(num_episodes={self.num_episodes}, "
-                f"reward_prior_mean={self.reward_prior_mean}, "
-                f"reward_prior_std={self.reward_prior_std}, transitions={self.transitions!r})")
+        return (
+            f"{type(self).__name__}(num_episodes={self.num_episodes}, "
+            f"reward_prior_mean={self.reward_prior_mean}, "
+            f"reward_prior_std={self.reward_prior_std}, transitions={self.transitions!r})"
+        )
 
 
 class PSRL(MDPAgent):
@@ -206,20 +247,35 @@ class PSRL(MDPAgent):
 
     name = "PSRL"
 
-    def __init__(self, num_episodes: int, reward_prior_mean: float = 1.0,
-                 reward_prior_std: float = 1.0, reward_noise_std: float = 1.0,
-                 tie_break: TieBreak = "random"):
+    def __init__(
+        self,
+        num_episodes: int,
+        reward_prior_mean: float = 1.0,
+        reward_prior_std: float = 1.0,
+        reward_noise_std: float = 1.0,
+        tie_break: TieBreak = "random",
+    ):
         if math.isinf(reward_prior_std):
-            raise ValueError("PSRL needs a proper reward prior: reward_prior_std=inf cannot be "
-                             "sampled for unvisited pairs; pass a finite std")
-        super().__init__(num_episodes, reward_prior_mean, reward_prior_std, reward_noise_std,
-                         tie_break)
+            raise ValueError(
+                "PSRL needs a proper reward prior: reward_prior_std=inf cannot be "
+                "sampled for unvisited pairs; pass a finite std"
+            )
+        super().__init__(
+            num_episodes, reward_prior_mean, reward_prior_std, reward_noise_std, tie_break
+        )
 
-    def plan(self, visits: torch.Tensor, reward_sum: torch.Tensor, transitions: torch.Tensor,
-             horizon: int, generator: torch.Generator) -> torch.Tensor:
+    def plan(
+        self,
+        visits: torch.Tensor,
+        reward_sum: torch.Tensor,
+        transitions: torch.Tensor,
+        horizon: int,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         mean, std = self.reward_posterior(visits, reward_sum)  # [env, S, A]
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype,
-                            device=generator.device).to(mean.device)
+        noise = torch.randn(
+            mean.shape, generator=generator, dtype=mean.dtype, device=generator.device
+        ).to(mean.device)
         reward = mean + std * noise
         # Dirichlet(alpha) = normalized Gamma(alpha_i) draws (torch.distributions takes no
         # generator); the +1 is the flat prior.
