@@ -16,6 +16,7 @@ task, scored as ``returns[task, episode]``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from functools import lru_cache
 from typing import Literal
 
@@ -99,7 +100,7 @@ def sample_beta(a: torch.Tensor, b: torch.Tensor, generator: torch.Generator) ->
 
 
 # --- the trial loop shared by every bandit agent ------------------------------------------------
-class BanditAgent:
+class BanditAgent(ABC):
     """A bandit algorithm run for a trial of ``num_episodes`` pulls on every task at once.
 
     Subclasses implement :meth:`act`, mapping the counts ``successes, failures [env, arm]``
@@ -113,11 +114,11 @@ class BanditAgent:
             raise ValueError(f"num_episodes={num_episodes!r} must be a positive int (pulls/trial)")
         self.num_episodes = num_episodes
 
+    @abstractmethod
     def act(
         self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
     ) -> torch.Tensor:
         """The arm ``[env]`` (long) to pull at pull ``t`` (0-based) of the trial."""
-        raise NotImplementedError
 
     def adaptation_curve(
         self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator

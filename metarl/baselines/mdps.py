@@ -22,6 +22,7 @@ batched backward induction (:func:`backward_induction`) for all environments at 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from typing import Literal
 
 import torch
@@ -53,7 +54,7 @@ def backward_induction(
     return torch.stack(q[::-1], dim=1)  # [batch, horizon, S, A]
 
 
-class MDPAgent:
+class MDPAgent(ABC):
     """A tabular agent run for a trial of ``num_episodes`` episodes on every task at once.
 
     Subclasses implement :meth:`plan`, called at the start of every episode with the posterior
@@ -103,6 +104,7 @@ class MDPAgent:
             mean = torch.where(visits > 0, mean, self.reward_prior_mean)
         return mean, precision.rsqrt()
 
+    @abstractmethod
     def plan(
         self,
         visits: torch.Tensor,
@@ -112,7 +114,6 @@ class MDPAgent:
         generator: torch.Generator,
     ) -> torch.Tensor:
         """Q-values ``[env, horizon, S, A]`` for the coming episode."""
-        raise NotImplementedError
 
     # --- the trial loop -------------------------------------------------------------------------
     def adaptation_curve(
