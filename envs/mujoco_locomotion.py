@@ -8,14 +8,19 @@ one term of the reward or the robot's dynamics:
 family                     task (train/test)                                 ood
 =========================  ================================================  ==================
 HalfCheetahVel             target velocity v ~ U[0, 2]: -|v_x - v|           v ~ U(2, 3]
-HalfCheetahDir             direction d in {+1, -1}: d * v_x                  none (two tasks)
+HalfCheetahDir             direction d in {+1, -1}: d * v_x, default robot   unseen dynamics (*)
 HalfCheetahRandParams      dynamics (below), reward as v5                    dynamics
-AntDir                     unit direction d, angle ~ U[0, 2pi): d . v_xy     none (all angles)
+AntDir                     unit direction d, angle ~ U[0, 2pi): d . v_xy     unseen dynamics (*)
 AntGoal                    goal g uniform in the disc r <= 3: -|xy - g|_1    3 < r <= 4
 AntRandParams              dynamics, reward as v5                            dynamics
 HopperRandParams           dynamics, reward as v5                            dynamics
 Walker2dRandParams         dynamics, reward as v5                            dynamics
 =========================  ================================================  ==================
+
+(*) A direction has no out-of-range value, so these two train on the default robot (every
+dynamics multiplier exactly 1) and their ``ood`` tasks pair in-range directions with the robot's
+mass, inertia, damping and friction randomized over the RandParams ranges below
+(``metarl.dynamics.UNSEEN_DYNAMICS``): dynamics never seen in training.
 
 Dynamics (ProMP's RandParams, ANCHORS.md section 5; :mod:`metarl.dynamics`): body mass and
 inertia 1.5^U(-3, 3), dof damping 1.3^U(-3, 3), geom friction 1.5^U(-3, 3), each array element
@@ -53,7 +58,14 @@ import gymnasium
 import torch
 
 from metarl.backends.mujoco_batch import Array, MujocoBatchedEnv, MujocoFamily, MujocoTaskEnv, State
-from metarl.dynamics import RAND_PARAMS, LogUniform, RandomDynamics, WithDynamics, parse_groups
+from metarl.dynamics import (
+    RAND_PARAMS,
+    UNSEEN_DYNAMICS,
+    LogUniform,
+    RandomDynamics,
+    WithDynamics,
+    parse_groups,
+)
 from metarl.registry import register_task_env
 from metarl.tasks import TaskDistribution
 
@@ -220,6 +232,8 @@ class HalfCheetahDir(HalfCheetah):
     """Run forward or backward (MAML): forward term direction * v_x."""
 
     family_name = "half_cheetah_dir"
+    # +1/-1 leave no out-of-range objective: ood tasks are the robot with unseen dynamics.
+    default_dynamics = UNSEEN_DYNAMICS
 
     def objective(self) -> TaskDistribution:
         return ForwardBackward(self.family_name)
@@ -299,6 +313,8 @@ class AntDir(Ant):
     """Run in a random planar direction: forward term d . v_xy."""
 
     family_name = "ant_dir"
+    # every direction is in training: ood tasks are the robot with unseen dynamics.
+    default_dynamics = UNSEEN_DYNAMICS
 
     def objective(self) -> TaskDistribution:
         return PlanarDirection(self.family_name)

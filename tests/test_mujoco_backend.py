@@ -307,3 +307,25 @@ def test_stable_baselines3_ppo_trains_unmodified():
 def test_registry_check_passes_on_both_backends():
     report = check_task_env("metarl/HalfCheetahVel-v0")
     assert report["backend/mujoco"] == [4, 17] and report["backend/gymnasium"] == [4, 17]
+
+
+@pytest.mark.parametrize("env_id", ["metarl/HalfCheetahDir-v0", "metarl/AntDir-v0"])
+def test_direction_families_train_on_the_default_robot_and_hold_out_its_dynamics(env_id):
+    dist = make_distribution(env_id)
+    assert dist.splits == ("train", "test", "ood")
+    gen = torch.Generator().manual_seed(0)
+    train, ood = dist.sample(64, "train", gen), dist.sample(64, "ood", gen)
+    scales = [k for k in train.params if k.startswith("log_scale/")]
+    assert {k.split("/")[1] for k in scales} == {
+        "body_mass",
+        "body_inertia",
+        "dof_damping",
+        "geom_friction",
+    }
+    for k in scales:
+        assert (train[k] == 0).all(), f"{k}: training dynamics must be the default robot's"
+        assert (ood[k] != 0).all()
+    # mass multipliers of ood tasks span ProMP's RandParams range 1.5^[-3, 3]
+    mass = ood["log_scale/body_mass"].exp()
+    assert mass.min() >= 1.5**-3 - 1e-9 and mass.max() <= 1.5**3 + 1e-9
+    assert mass.min() < 0.5 and mass.max() > 2.0
