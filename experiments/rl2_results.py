@@ -33,40 +33,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from baselines import PAPER_BANDITS, PAPER_MDPS  # experiments/baselines.py, beside this script
 
 import envs  # noqa: F401  (registers the task families)
 from metarl.config import RunConfig, from_dict, load_config
-from metarl.evaluation import Adaptive, Evaluator, _t_quantile
+from metarl.evaluation import Adaptive, Evaluator, mean_ci
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUDGET_FILE = HERE / "results" / "rl2_budget.json"
 BASELINE_CACHE = HERE / "results" / "rl2_baselines.json"
 
-PAPER_BANDIT_RL2 = {
-    (10, 5): 6.7,
-    (10, 10): 6.7,
-    (10, 50): 6.8,
-    (100, 5): 78.7,
-    (100, 10): 83.5,
-    (100, 50): 84.9,
-    (500, 5): 401.6,
-    (500, 10): 432.5,
-    (500, 50): 438.9,
-}
-PAPER_BANDIT_GITTINS = {
-    (10, 5): 6.6,
-    (10, 10): 6.6,
-    (10, 50): 6.5,
-    (100, 5): 78.3,
-    (100, 10): 82.8,
-    (100, 50): 85.2,
-    (500, 5): 405.8,
-    (500, 10): 437.8,
-    (500, 50): 463.7,
-}
-PAPER_MDP_RL2 = {10: 156.2, 25: 445.7, 50: 936.1, 75: 1428.8, 100: 1913.7}
-PAPER_MDP_OPSRL = {10: 144.1, 25: 425.2, 50: 930.7, 75: 1449.2, 100: 1973.9}
+# The paper's numbers are typed in once, in experiments/baselines.py (ANCHORS.md 1 and 2).
+PAPER_BANDIT_RL2 = {cell: row["RL2"] for cell, row in PAPER_BANDITS.items()}
+PAPER_BANDIT_GITTINS = {cell: row["Gittins"] for cell, row in PAPER_BANDITS.items()}
+PAPER_MDP_RL2 = {n: row["RL2"] for n, row in PAPER_MDPS.items()}
+PAPER_MDP_OPSRL = {n: row["OPSRL"] for n, row in PAPER_MDPS.items()}
 PRIORITY = [
     "rl2_bandit_n10_k5",
     "rl2_bandit_n100_k5",
@@ -203,7 +185,7 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
     cis = [r["results"]["test"]["trial_return_ci95"] for r in runs]
     mean = statistics.fmean(means)
     if len(means) > 1:
-        seed_ci = _t_quantile(len(means) - 1) * statistics.stdev(means) / math.sqrt(len(means))
+        seed_ci = float(mean_ci(torch.tensor(means))[1])
         ours = (
             f"**{mean:.2f} ± {seed_ci:.2f}** ({len(means)} seeds: "
             + ", ".join(f"{m:.2f}±{c:.2f}" for m, c in zip(means, cis, strict=True))
