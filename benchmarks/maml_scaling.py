@@ -14,7 +14,10 @@ Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/
 
 It prints the seconds per meta-iteration, the time per environment step (the iteration's time
 over the env steps it sampled) and the ratio, then the paper's setting (20 tasks x 20 episodes x
-100 steps) for the batched loop alone. One torch thread; report ``uptime`` load beside it.
+100 steps) for the batched loop alone. ``--threads`` sets torch's intra-op threads (1 by default);
+the load average is printed before and after. Both implementations run with
+``metarl.runtime.keep_freed_memory`` applied, as ``metarl train`` does (``--malloc-default``
+to compare without).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ import torch
 from torch.func import functional_call
 
 from metarl.adaptation import InnerRule, StepBatch, StepSize
-from metarl.algorithms.maml import MAMLTRPO, MAMLConfig
+from metarl.algorithms.maml import MAMLTRPO, MAMLConfig, MetaBatch
 from metarl.policies import MLPPolicy, Params
+from metarl.runtime import keep_freed_memory, set_torch_threads
 
 ENV = "metarl/PointNav-v0"
 
@@ -87,18 +91,16 @@ class PerTaskMAML(MAMLTRPO):
             self.make_env(1, config.episodes_per_task) for _ in range(config.meta_batch_size)
         ]
 
-    def sample(
-        self, with_query: bool = True
-    ) -> tuple[list[StepBatch], StepBatch | None, list[float], int]:
+    def sample(self, with_query: bool = True, differentiable: bool = False) -> MetaBatch:
         tasks, batched_env, meta_batch = self.env.tasks, self.env, self.config.meta_batch_size
         assert tasks is not None
-        per_task = []
+        per_task: list[MetaBatch] = []
         self.config = replace(self.config, meta_batch_size=1)
         try:
             for i, env in enumerate(self.task_envs):
                 env.set_tasks(tasks.select([i]))
                 self.env = env
-                per_task.append(super().sample(with_query))
+                per_task.append(super().sample(with_query, differentiable))
         finally:
             self.env, self.config = batched_env, replace(self.config, meta_batch_size=meta_batch)
 
@@ -110,10 +112,19 @@ class PerTaskMAML(MAMLTRPO):
                 )
             )
 
-        support = [cat([r[0][k] for r in per_task]) for k in range(len(per_task[0][0]))]
-        query = cat([r[1] for r in per_task]) if with_query else None  # type: ignore[misc]
-        returns = [statistics.fmean(r[2][k] for r in per_task) for k in range(len(per_task[0][2]))]
-        return support, query, returns, sum(r[3] for r in per_task)
+        first = per_task[0]
+        return MetaBatch(
+            support=[cat([b.support[k] for b in per_task]) for k in range(len(first.support))],
+            query=cat([b.query for b in per_task]) if with_query else None,  # type: ignore[misc]
+            returns=[
+                statistics.fmean(b.returns[k] for b in per_task) for k in range(len(first.returns))
+            ],
+            env_steps=sum(b.env_steps for b in per_task),
+            chain=[
+                {n: torch.cat([b.chain[k][n] for b in per_task]) for n in first.chain[k]}
+                for k in range(len(first.chain))
+            ],
+        )
 
 
 def time_iterations(
@@ -139,12 +150,26 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--skip-paper", action="store_true")
+    p.add_argument(
+        "--malloc-default",
+        action="store_true",
+        help="leave glibc's malloc as it is (metarl.runtime.keep_freed_memory not applied)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads for both implementations (PointNav is torch-only: no MuJoCo "
+        "thread pool to leave cores to)",
+    )
     args = p.parse_args()
-    torch.set_num_threads(1)
+    p_keep = keep_freed_memory() if not args.malloc_default else False
+    set_torch_threads(args.threads)
     load = os.getloadavg()
     print(
         f"# MAML-TRPO (second order) on {ENV}, {args.episodes} trajectories x 100 steps per "
-        f"task and step; torch {torch.__version__}, 1 thread, {os.cpu_count()} CPUs; "
+        f"task and step; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
+        f"keep_freed_memory {p_keep}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     header = (

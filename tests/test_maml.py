@@ -81,18 +81,40 @@ def test_meta_sgd_learns_its_step_sizes() -> None:
 def test_reptile_moves_toward_the_mean_adapted_weights() -> None:
     algo = _make("reptile", outer_lr=1.0)
     algo.env.set_tasks(algo.sample_tasks(3))
-    support, query, _, _ = algo.sample(with_query=False)
-    assert query is None and len(support) == 2
-    target = {k: v.mean(0) for k, v in algo.adapt(support, create_graph=False)[-1].items()}
-    algo.outer_update(support, None)
+    batch = algo.sample(with_query=False)
+    assert batch.query is None and len(batch.support) == 2
+    target = {k: v.mean(0) for k, v in algo.adapt(batch.support, create_graph=False)[-1].items()}
+    algo.outer_update(batch)
     for name, p in algo.policy.named_parameters():  # epsilon = 1: land on the mean exactly
         torch.testing.assert_close(p.detach(), target[name])
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_sampled_inner_steps_are_the_outer_updates_steps(first_order: bool) -> None:
+    """TRPO reuses the inner steps taken while sampling: they must equal the recomputed ones,
+    in value and in meta-gradient (second order, or first order for FOMAML)."""
+    algo = _make("maml_trpo", num_inner_steps=2, first_order=first_order)
+    algo.env.set_tasks(algo.sample_tasks(3))
+    batch = algo.sample(differentiable=True)
+    assert batch.query is not None
+    recomputed = algo.adapt(batch.support, create_graph=not first_order)
+    params = list(algo.policy.parameters())
+    grads = []
+    for chain in (batch.chain, recomputed):
+        dist = algo.policy.distribution(batch.query.obs, chain[-1], True)
+        loss = -batch.query.mean(dist.log_prob(batch.query.actions) * batch.query.advantages)
+        grads.append(torch.autograd.grad(loss.mean(), params))
+        assert len(chain) == 3
+    for name in recomputed[-1]:
+        torch.testing.assert_close(batch.chain[-1][name], recomputed[-1][name])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_inner_step_improves_the_inner_objective_on_its_data() -> None:
     algo = _make("maml_trpo", inner_lr=0.05)
     algo.env.set_tasks(algo.sample_tasks(3))
-    support, _, _, _ = algo.sample()
+    support = algo.sample().support
     rule: InnerRule = algo.rule
     theta, adapted = algo.adapt(support, create_graph=False)
     with torch.no_grad():

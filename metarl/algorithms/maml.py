@@ -56,6 +56,7 @@ from metarl.tasks import TaskBatch
 
 __all__ = [
     "MAML",
+    "MetaBatch",
     "MAMLConfig",
     "MAMLTRPO",
     "MAMLPPO",
@@ -141,6 +142,23 @@ class MAMLConfig:
     """Trajectories per task and evaluation step (paper: 40)."""
 
 
+@dataclass
+class MetaBatch:
+    """What one meta-iteration sampled: per-step support data, the query data and the inner
+    steps that produced the policies which sampled them."""
+
+    support: list[StepBatch]
+    """One batch per inner step, drawn by the policy adapted that many times."""
+    query: StepBatch | None
+    """Drawn by the fully adapted policy (None when the outer update needs none: Reptile)."""
+    returns: list[float]
+    """Mean episode return of each rollout (support steps, then query)."""
+    env_steps: int
+    chain: list[Params]
+    """``[theta_0, ..., theta_K]`` stacked per task; a differentiable function of the
+    meta-parameters when sampled with ``differentiable=True``, detached otherwise."""
+
+
 class LearnedStepSizes(nn.Module):
     """Meta-SGD's per-parameter inner step sizes (Li et al. 2017, arXiv:1707.09835, eq. 2).
 
@@ -208,55 +226,55 @@ class MAML(Algorithm):
     def train_step(self) -> dict[str, float]:
         c = self.config
         self.env.set_tasks(self.sample_tasks(c.meta_batch_size))
-        support, query, returns, steps = self.sample(with_query=c.outer != "reptile")
-        metrics = self.outer_update(support, query)
-        self.env_steps += steps
+        batch = self.sample(with_query=c.outer != "reptile", differentiable=c.outer == "trpo")
+        metrics = self.outer_update(batch)
+        self.env_steps += batch.env_steps
         self.iteration += 1
-        metrics.update({f"meta_train/return_step_{k}": r for k, r in enumerate(returns)})
-        metrics["meta_train/return"] = returns[-1]
-        metrics["env_steps"] = float(steps)
+        metrics.update({f"meta_train/return_step_{k}": r for k, r in enumerate(batch.returns)})
+        metrics["meta_train/return"] = batch.returns[-1]
+        metrics["env_steps"] = float(batch.env_steps)
         return metrics
 
-    @torch.no_grad()
-    def sample(
-        self, with_query: bool = True
-    ) -> tuple[list[StepBatch], StepBatch | None, list[float], int]:
+    def sample(self, with_query: bool = True, differentiable: bool = False) -> MetaBatch:
         """Trajectories of every inner step (and the query set) for the tasks set in ``env``.
 
-        Step ``k``'s trajectories come from the policy adapted ``k`` times; the adaptation here
-        carries no graph (the outer update recomputes it differentiably from the same data).
-        Returns (support batches, query batch or None, mean return per rollout, env steps).
+        Step ``k``'s trajectories come from the policy adapted ``k`` times. With
+        ``differentiable`` the inner steps are taken from the live meta-parameters with the graph
+        the outer update differentiates (second order unless ``first_order``), so an outer update
+        that starts at the sampling parameters (TRPO) reuses them instead of recomputing the same
+        steps; the rollouts always act with detached copies.
         """
         c = self.config
+        n = c.meta_batch_size
         dtype = next(self.policy.parameters()).dtype
-        theta: Params | None = None  # None: the module's own weights, no task axis needed
         lrs = self.train_step_sizes(c.num_inner_steps)
+        start = self.policy.params()
+        if not differentiable:
+            start = {k: v.detach() for k, v in start.items()}
+            lrs = [
+                lr if isinstance(lr, float) else {k: a.detach() for k, a in lr.items()}
+                for lr in lrs
+            ]
+        chain: list[Params] = [expand_params(start, n)]
+        acting: Params | None = None  # None: the module's own weights, no task axis needed
         support: list[StepBatch] = []
+        query: StepBatch | None = None
         returns, steps = [], 0
         for k in range(c.num_inner_steps + int(with_query)):
-            traj = rollout(
-                self.env, make_actor(self.policy, theta, c.meta_batch_size, self.action_generator)
-            )
-            returns.append(float(traj.episode_returns().mean()))
-            steps += traj.num_steps
-            batch = self.rule.process(traj, dtype)
+            with torch.no_grad():
+                traj = rollout(self.env, make_actor(self.policy, acting, n, self.action_generator))
+                returns.append(float(traj.episode_returns().mean()))
+                steps += traj.num_steps
+                batch = self.rule.process(traj, dtype)
             if k == c.num_inner_steps:
-                return support, batch, returns, steps
+                query = batch
+                break
             support.append(batch)
-            start = (
-                theta
-                if theta is not None
-                else expand_params(
-                    {n: p.detach() for n, p in self.policy.params().items()}, c.meta_batch_size
-                )
-            )
-            lr = lrs[k]
-            step_lr = lr if isinstance(lr, float) else {n: a.detach() for n, a in lr.items()}
-            theta = {
-                n: v.detach()
-                for n, v in self.rule.step(self.policy, start, batch, step_lr, False).items()
-            }
-        return support, None, returns, steps
+            with torch.set_grad_enabled(differentiable):
+                second_order = differentiable and not c.first_order
+                chain.append(self.rule.step(self.policy, chain[-1], batch, lrs[k], second_order))
+            acting = {name: v.detach() for name, v in chain[-1].items()}
+        return MetaBatch(support, query, returns, steps, chain)
 
     def adapt(self, support: list[StepBatch], create_graph: bool) -> list[Params]:
         """The inner steps recomputed from ``theta`` on the sampled support data."""
@@ -269,18 +287,22 @@ class MAML(Algorithm):
         return step_size_schedule(self.inner_lr(), self.config.inner_lr_multipliers, num_steps)
 
     # --- outer updates -------------------------------------------------------------------------
-    def outer_update(self, support: list[StepBatch], query: StepBatch | None) -> dict[str, float]:
-        assert query is not None
+    def outer_update(self, batch: MetaBatch) -> dict[str, float]:
+        if batch.query is None:
+            raise ValueError(f"outer={self.config.outer!r} needs a query rollout")
         if self.config.outer == "trpo":
-            return self.trpo_update(support, query)
-        return self.ppo_update(support, query)
+            return self.trpo_update(batch.support, batch.query, batch.chain)
+        return self.ppo_update(batch.support, batch.query)
 
-    def trpo_update(self, support: list[StepBatch], query: StepBatch) -> dict[str, float]:
+    def trpo_update(
+        self, support: list[StepBatch], query: StepBatch, chain: list[Params] | None = None
+    ) -> dict[str, float]:
         """MAML-TRPO: TRPO on the post-adaptation surrogate, second order through the inner
-        steps unless ``first_order`` (Finn et al. 2017, section 5.3)."""
+        steps unless ``first_order`` (Finn et al. 2017, section 5.3). ``chain``: the inner steps
+        as ``sample(differentiable=True)`` took them at the current parameters, if at hand."""
         c = self.config
-        second_order = not c.first_order
-        chain = self.adapt(support, create_graph=second_order)
+        if chain is None or not chain[-1][next(iter(chain[-1]))].requires_grad:
+            chain = self.adapt(support, create_graph=not c.first_order)
         dist = self.policy.distribution(query.obs, chain[-1], True)
         old = detach_distribution(dist)
         old_logp = old.log_prob(query.actions)

@@ -18,8 +18,7 @@ from typing import Literal
 
 import torch
 
-from metarl.adaptation import StepBatch
-from metarl.algorithms.maml import MAML, MAMLConfig
+from metarl.algorithms.maml import MAML, MAMLConfig, MetaBatch
 
 __all__ = ["Reptile", "ReptileConfig"]
 
@@ -39,10 +38,10 @@ class Reptile(MAML):
 
     Config = ReptileConfig
 
-    def outer_update(self, support: list[StepBatch], query: StepBatch | None) -> dict[str, float]:
+    def outer_update(self, batch: MetaBatch) -> dict[str, float]:
         eps = self.config.outer_lr
         with torch.no_grad():
-            adapted = self.adapt(support, create_graph=False)[-1]  # {name: [task, ...]}
+            adapted = batch.chain[-1]  # {name: [task, ...]}, the weights sampling ended with
             sq = 0.0
             for name, p in self.policy.named_parameters():
                 delta = adapted[name].mean(0) - p
