@@ -33,6 +33,7 @@ import envs  # noqa: F401  (registers the families)
 from metarl.algorithms.ppo import PPOConfig
 from metarl.algorithms.rl2 import RL2, RL2Config
 from metarl.registry import make_distribution, make_env
+from metarl.runtime import keep_freed_memory, set_torch_threads
 
 
 class TrialWrapper(gym.Env):
@@ -130,12 +131,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=1000, help="RL² trials per iteration")
     parser.add_argument("--iterations", type=int, default=5, help="timed RL² iterations")
     parser.add_argument("--sb3-steps", type=int, default=20_480, help="timed RecurrentPPO steps")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads for both (0: every core)"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    keep = keep_freed_memory()  # as `metarl train` does; the same process runs the peer
+    threads = set_torch_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"bandit k={args.arms} arms, trials of n={args.pulls} pulls; torch threads 1; "
-        f"load average {load:.2f}"
+        f"bandit k={args.arms} arms, trials of n={args.pulls} pulls; torch threads {threads} "
+        f"(both); keep_freed_memory {keep}; load average {load:.2f}"
     )
     print(f"{'hidden':>6} | {'metarl RL2 steps/s':>18} | {'RecurrentPPO steps/s':>20} | ratio")
     for hidden in args.hidden:

@@ -99,8 +99,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from metarl.evaluation import Evaluator, write_results
+    from metarl.runtime import keep_freed_memory
 
     torch.set_num_threads(1)
+    keep_freed_memory()
     if args.baseline:
         from metarl.baselines import make_baseline
 

@@ -79,7 +79,8 @@ class RunConfig:
     checkpoint_every: int = 20
     """Save a checkpoint every this many iterations (and on exit)."""
     torch_threads: int = 1
-    """Intra-op threads for torch (1 beside MuJoCo's pool or another process)."""
+    """Intra-op threads for torch: 1 beside MuJoCo's pool or another process; 0 uses every
+    available core (torch-only families on an otherwise idle host)."""
     runs_dir: str = "runs"
     """Parent directory of run directories."""
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -23,14 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from metarl.algorithms import Algorithm, get_algorithm
 from metarl.checkpoint import load_checkpoint, save_checkpoint
 from metarl.config import RunConfig, from_dict, to_dict
 from metarl.evaluation import EvalResult, Evaluator, write_results
 from metarl.logger import Logger, make_run_dir
 from metarl.registry import task_env_spec
+from metarl.runtime import keep_freed_memory, set_torch_threads
 
 __all__ = ["train", "build_algorithm", "evaluate_run", "DivergenceError", "load_run_config"]
 
@@ -131,7 +130,8 @@ def evaluate_run(
 
 def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True) -> Path:
     """Train ``cfg.algorithm`` on ``cfg.env`` until ``cfg.total_env_steps``; return the run dir."""
-    torch.set_num_threads(cfg.torch_threads)
+    set_torch_threads(cfg.torch_threads)
+    keep_freed_memory()
     with _stop_on_signals() as flag:  # from the start: a signal during setup also exits cleanly
         algo = build_algorithm(cfg)
         evaluator = make_evaluator(cfg)
