@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs behind experiments/results/maml_point_nav.md, one at a time (one torch thread each).
+# Runs behind experiments/results/maml_point_nav.md, one at a time (torch threads: the preset's).
 # Each line of experiments/results/maml_point_nav_runs.tsv records the preset, seed, wall-clock
 # seconds and the load average before/after; experiments/maml_point_nav_table.py builds the table.
 #
@@ -8,6 +8,7 @@
 #   bash experiments/maml_point_nav_runs.sh variants    # every variant at the 3M-step budget
 #   bash experiments/maml_point_nav_runs.sh lr01        # MAML-TRPO with the appendix's 0.1
 #   bash experiments/maml_point_nav_runs.sh two_step    # MAML-TRPO trained with 2 inner steps
+#   bash experiments/maml_point_nav_runs.sh mb40        # the official launcher's meta-batch 40
 #   python experiments/maml_point_nav_table.py > experiments/results/maml_point_nav.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,5 +43,6 @@ case "${1:-main}" in
     done ;;
   lr01) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01 "$s"; done ;;
   two_step) run maml_trpo_point_nav_2step 1 ;;
-  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step)" >&2; exit 2 ;;
+  mb40) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_mb40 "$s"; done ;;
+  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40)" >&2; exit 2 ;;
 esac
