@@ -14,7 +14,7 @@ import torch
 from torch.func import functional_call
 
 from metarl.adaptation import InnerRule, StepBatch, expand_params
-from metarl.algorithms.trpo import conjugate_gradient
+from metarl.algorithms.trpo import _conjugate_gradient, conjugate_gradient
 from metarl.policies import GaussianMLPPolicy
 
 TASKS, N, OBS, ACT = 3, 7, 2, 2
@@ -197,3 +197,15 @@ def test_conjugate_gradient_solves_spd_system() -> None:
     b = torch.randn(6, generator=g, dtype=torch.float64)
     x = conjugate_gradient(lambda v: a @ v, b, iters=20, residual_tol=1e-20)
     torch.testing.assert_close(x, torch.linalg.solve(a, b), rtol=1e-8, atol=1e-10)
+
+
+def test_unconverged_cg_residual_gives_the_curvature_of_its_iterate() -> None:
+    """TRPO scales its step with ``x^T A x`` taken as ``x^T (b - r)`` from CG's residual; the
+    identity must hold after a few iterations, not only at convergence."""
+    g = torch.Generator().manual_seed(1)
+    m = torch.randn(40, 40, generator=g, dtype=torch.float64)
+    a = m @ m.T + 0.1 * torch.eye(40, dtype=torch.float64)  # ill-conditioned: 3 steps stay far
+    b = torch.randn(40, generator=g, dtype=torch.float64)
+    x, r = _conjugate_gradient(lambda v: a @ v, b, 3, 1e-20)
+    assert float(torch.linalg.vector_norm(r)) > 1e-3 * float(torch.linalg.vector_norm(b))
+    torch.testing.assert_close(x @ (b - r), x @ a @ x, rtol=1e-10, atol=0.0)
