@@ -11,7 +11,8 @@ Two things matter on a CPU host:
   gives them back on ``free``, so every iteration page-faults and zero-fills them again; on the
   MAML scaling benchmark that was 15-25% of the wall-clock (benchmarks/results/maml_scaling.md).
   :func:`keep_freed_memory` raises the thresholds so freed blocks stay in the heap for reuse.
-  Peak memory is unchanged; the process just does not shrink back after a peak.
+  The process then does not shrink back after a peak. The peak itself did not grow: on that
+  benchmark at 40 tasks, the max RSS was 0.96 GB with it and 1.04 GB without.
 """
 
 from __future__ import annotations
