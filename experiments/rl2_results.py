@@ -267,8 +267,8 @@ NOTES = [
     "Adam; the entropy bonus and (bandits) the learning rate decay linearly to 0 over the run "
     "(`ent_anneal_steps`, `lr_anneal_steps`); values are learned in units of a running std of "
     "the returns.",
-    "- GAE lambda: 0.9 for the n = 100 and 500 bandits and the MDPs, 0.3 (the authors' "
-    "launchers) for the n = 10 bandits. Seed-1 runs of the (n=100, k=5) preset at 10M steps "
+    "- GAE lambda: 0.9 for the n = 100 and 500 bandits and MDP n = 10, 25; 0.3 (the authors' "
+    "launchers) for the n = 10 bandits and MDP n >= 50. Seed-1 runs of the (n=100, k=5) preset at 10M steps "
     "scored 75.3 with lambda 0.3 (first session), 77.6 with 0.9 and 77.5 with 0.95. With 0.3 "
     "the per-pull reward stopped rising after about 30 pulls (0.77), while Gittins kept rising "
     "to 0.81. That suggests exploratory pulls, which pay off tens of pulls later, got little "
@@ -276,15 +276,17 @@ NOTES = [
     "and 6.55 for three seeds, against 6.59, 6.62 and 6.62 with 0.3, so those presets keep 0.3. "
     "Gamma 1.0 did not help. The first session's 6M-step (n=100, k=5) run levelled off at a "
     "training return of 73-75. An MDP n = 10 run at 5M steps scored 108, against 116 with 0.99. "
-    "These tuning runs are in runs/rl2_gamma.",
+    "These tuning runs are in runs/rl2_gamma on the machine that ran them (runs/ is not "
+    "committed).",
     "- MDPs (n = 10, 25): GRU 128 and 15M steps in the second session. Seed-1 probes at lambda "
     "0.9, n = 10: 64 units reached 116 at 5M and 126.9 at 25M steps; 128 units reached 124.2 "
-    "at 10M steps. The MDP presets for n >= 50 were not changed and keep the first session's "
-    "64 units, lambda 0.3 and budget estimates.",
+    "at 10M steps. The MDP presets for n >= 50 were not changed: they keep the first session's "
+    "64 units, lambda 0.3 and one torch thread, and their budget estimates are for those "
+    "settings.",
     "- Point navigation uses gamma 0.999: with 0.99 a 300-step trial barely credits what episode 1 "
     "learns to episodes 2 and 3 (0.99^100 = 0.37), and a 3M-step run got worse over the trial.",
     "- The MDP presets use a constant learning rate (no `lr_anneal_steps`).",
-    "- GRU width 64 (128 for k = 50, n = 500 and the MDPs) instead of the paper's 256, for "
+    "- GRU width 64 (128 for k = 50, n = 500 and MDP n = 10, 25) instead of the paper's 256, for "
     "wall-clock on 2 CPU cores. The GRU backward pass dominates the cost and grows with the "
     "square of the width: 256 units are about 5.6x slower per step than 64 here "
     "(benchmarks/results/rl2_throughput.md). A seed-1 probe of (n=100, k=5) with 256 units and "
