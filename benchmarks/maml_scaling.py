@@ -163,13 +163,13 @@ def main() -> None:
         "thread pool to leave cores to)",
     )
     args = p.parse_args()
-    p_keep = keep_freed_memory() if not args.malloc_default else False
+    kept = keep_freed_memory() if not args.malloc_default else False
     set_torch_threads(args.threads)
     load = os.getloadavg()
     print(
         f"# MAML-TRPO (second order) on {ENV}, {args.episodes} trajectories x 100 steps per "
         f"task and step; torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs, "
-        f"keep_freed_memory {p_keep}; "
+        f"keep_freed_memory {kept}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     header = (
