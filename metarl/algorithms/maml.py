@@ -47,7 +47,7 @@ from metarl.adaptation import (
     step_size_schedule,
 )
 from metarl.algorithms.base import Algorithm
-from metarl.algorithms.trpo import trpo_step
+from metarl.algorithms.trpo import CurvatureProduct, trpo_step
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
 from metarl.policies import Params, make_mlp_policy
@@ -320,7 +320,7 @@ class MAML(Algorithm):
         return trpo_step(
             self.meta_parameters(),
             loss,
-            self.curvature_kl(support, query, chain),
+            self.curvature(support, query, chain),
             evaluate,
             c.max_kl,
             c.cg_iters,
@@ -328,6 +328,83 @@ class MAML(Algorithm):
             c.ls_max_steps,
             c.ls_backtrack_ratio,
         )
+
+    def curvature(
+        self, support: list[StepBatch], query: StepBatch, chain: list[Params]
+    ) -> torch.Tensor | CurvatureProduct:
+        """TRPO's metric: the Hessian of the post-adaptation KL, through the inner steps unless
+        ``fvp_through_inner`` is off. With fixed step sizes it is formed as the factored product
+        of :meth:`curvature_product`; otherwise (Meta-SGD's learned step sizes are
+        meta-parameters too, first order, or the Fisher at the adapted weights) as the KL
+        whose Hessian ``trpo_step`` differentiates (:meth:`curvature_kl`)."""
+        c = self.config
+        if c.fvp_through_inner and not c.first_order and self.step_sizes is None:
+            return self.curvature_product(support, query)
+        return self.curvature_kl(support, query, chain)
+
+    def curvature_product(self, support: list[StepBatch], query: StepBatch) -> CurvatureProduct:
+        """``v -> H v`` for ``H`` the Hessian at ``theta`` of ``KL(pi_old' || pi_theta')``
+        through the inner steps, exactly, without third derivatives.
+
+        Because the KL and its gradient vanish at the current adapted weights, its Hessian with
+        respect to ``theta`` is ``J^T F' J``, with ``F'`` the KL's Hessian with respect to the
+        adapted weights (the Fisher there) and ``J = d theta' / d theta``. One inner step
+        ``theta_k = theta_{k-1} - alpha_k grad L_k`` has the symmetric Jacobian
+        ``I - alpha_k H_k`` (``H_k`` the inner loss's Hessian), so ``J v`` runs the steps forward
+        and ``J^T w`` backward, each a Hessian-vector product of an inner loss; with ``F'`` that
+        is ``2K + 1`` second-order products per ``v`` instead of one third-order pass through
+        the gradient of the KL's gradient (:meth:`curvature_kl`, the same matrix). The data
+        are the same subsamples :meth:`curvature_kl` would draw.
+        """
+        c = self.config
+        sub_query = query.subsample(c.fvp_subsample, self.generator)
+        sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
+        theta = {k: v.detach() for k, v in self.policy.params().items()}
+        n = query.num_tasks
+        lrs = self.train_step_sizes(len(support))
+        # Each inner step from a fresh leaf (its value as the chain has it), with the gradient's
+        # graph kept for the Hessian-vector products at that step.
+        steps: list[tuple[list[torch.Tensor], list[torch.Tensor], float]] = []
+        current = [v.unsqueeze(0).expand(n, *v.shape) for v in theta.values()]
+        with torch.enable_grad():
+            for batch, lr in zip(sub_support, lrs, strict=True):
+                assert isinstance(lr, float | int)
+                leaf = [v.detach().clone().requires_grad_() for v in current]
+                loss = self.rule.loss(self.policy, dict(zip(theta, leaf, strict=True)), batch)
+                grads = list(torch.autograd.grad(loss.sum(), leaf, create_graph=True))
+                steps.append((leaf, grads, float(lr)))
+                current = [(v - lr * g).detach() for v, g in zip(leaf, grads, strict=True)]
+            adapted = [v.detach().clone().requires_grad_() for v in current]
+            dist = self.policy.distribution(
+                sub_query.obs, dict(zip(theta, adapted, strict=True)), True
+            )
+            kl = kl_per_task(detach_distribution(dist), dist, sub_query).mean()
+            kl_grads = list(torch.autograd.grad(kl, adapted, create_graph=True))
+
+        def hvp(
+            at: list[torch.Tensor], grads: list[torch.Tensor], u: list[torch.Tensor]
+        ) -> list[torch.Tensor]:
+            """Per-task Hessian-vector products (task i's loss depends on row i only)."""
+            with torch.enable_grad():
+                dot = sum((g * x).sum() for g, x in zip(grads, u, strict=True))
+                out = torch.autograd.grad(dot, at, retain_graph=True, allow_unused=True)
+            return [torch.zeros_like(a) if h is None else h for a, h in zip(at, out, strict=True)]
+
+        sizes = [v.numel() for v in theta.values()]
+
+        def product(v: torch.Tensor) -> torch.Tensor:
+            u = [
+                x.view_as(t).unsqueeze(0).expand(n, *t.shape)
+                for x, t in zip(v.split(sizes), theta.values(), strict=True)
+            ]
+            for leaf, grads, lr in steps:  # J v: forward through the steps
+                u = [x - lr * h for x, h in zip(u, hvp(leaf, grads, u), strict=True)]
+            w = hvp(adapted, kl_grads, u)  # F' J v
+            for leaf, grads, lr in reversed(steps):  # J^T: backward through them
+                w = [x - lr * h for x, h in zip(w, hvp(leaf, grads, w), strict=True)]
+            return torch.cat([x.sum(0).reshape(-1) for x in w])  # theta is shared by the tasks
+
+        return product
 
     def curvature_kl(
         self, support: list[StepBatch], query: StepBatch, chain: list[Params]

@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["flat_grad", "conjugate_gradient", "trpo_step", "Evaluate"]
+__all__ = ["flat_grad", "conjugate_gradient", "trpo_step", "Evaluate", "CurvatureProduct"]
 
 #: ``evaluate() -> (surrogate loss, mean KL to the old policy)`` at the current parameter values,
 #: without any graph: what the line search checks.
 Evaluate = Callable[[], tuple[torch.Tensor, torch.Tensor]]
+#: ``v -> F v`` for a flat vector ``v`` over the parameters: the curvature metric, undamped.
+CurvatureProduct = Callable[[torch.Tensor], torch.Tensor]
 
 
 def flat_grad(
@@ -94,7 +96,7 @@ def _assign(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
 def trpo_step(
     params: Sequence[torch.Tensor],
     loss: torch.Tensor,
-    kl: torch.Tensor,
+    kl: torch.Tensor | CurvatureProduct,
     evaluate: Evaluate,
     max_kl: float = 0.01,
     cg_iters: int = 10,
@@ -110,7 +112,8 @@ def trpo_step(
         kl: a mean KL whose Hessian at the current parameters is the curvature metric (zero
             value and gradient there, e.g. KL(detached pi || pi)), with its graph. Its gradient
             graph is built once and each of the ``cg_iters`` Fisher-vector products is one more
-            backward pass through it.
+            backward pass through it. Or the product ``v -> F v`` itself, when the caller has a
+            cheaper way to form it (MAML-TRPO's factored product through the inner steps).
         evaluate: the surrogate and the true KL constraint after a step (line search).
 
     Damping ``cg_damping * v`` keeps the metric positive definite (defaults of the MAML
@@ -118,10 +121,17 @@ def trpo_step(
     """
     params = list(params)
     g = flat_grad(loss, params, retain_graph=True)
-    grad_kl = flat_grad(kl, params, create_graph=True)
+    if isinstance(kl, torch.Tensor):
+        grad_kl = flat_grad(kl, params, create_graph=True)
+
+        def curvature(v: torch.Tensor) -> torch.Tensor:
+            return flat_grad(grad_kl @ v, params, retain_graph=True)
+
+    else:
+        curvature = kl
 
     def fvp(v: torch.Tensor) -> torch.Tensor:
-        return flat_grad(grad_kl @ v, params, retain_graph=True) + cg_damping * v
+        return curvature(v) + cg_damping * v
 
     step_dir, residual = _conjugate_gradient(fvp, -g, cg_iters, 1e-10)
     # 0.5 x^T F x from CG's own residual (F x = -g - r): saves one more curvature product.
