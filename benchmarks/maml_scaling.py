@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from metarl.adaptation import InnerRule, StepBatch, StepSize
+from metarl.adaptation import InnerRule, StepBatch
 from metarl.algorithms.maml import MAMLTRPO, MAMLConfig, MetaBatch
 from metarl.policies import MLPPolicy, Params
 from metarl.runtime import keep_freed_memory, set_torch_threads
@@ -41,12 +41,13 @@ ENV = "metarl/PointNav-v0"
 
 
 class LoopRule(InnerRule):
-    """The inner step as a Python loop over tasks: one forward and one autograd.grad per task."""
+    """Inner gradients as a Python loop over tasks: one forward and one autograd.grad per task
+    (every inner step, and the inner gradients the curvature products differentiate)."""
 
-    def step(
-        self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize, create_graph: bool
-    ) -> Params:
-        outs = []
+    def gradients(
+        self, policy: MLPPolicy, params: Params, batch: StepBatch, create_graph: bool
+    ) -> list[torch.Tensor]:
+        per_task = []
         for i in range(batch.num_tasks):
             one = StepBatch(
                 *(
@@ -60,12 +61,9 @@ class LoopRule(InnerRule):
                     )
                 )
             )
-            outs.append(
-                super().step(
-                    policy, {k: v[i : i + 1] for k, v in params.items()}, one, lr, create_graph
-                )
-            )
-        return {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
+            row = {k: v[i : i + 1] for k, v in params.items()}
+            per_task.append(super().gradients(policy, row, one, create_graph))
+        return [torch.cat(g) for g in zip(*per_task, strict=True)]
 
 
 def _loop_forward(policy: MLPPolicy):  # noqa: ANN202

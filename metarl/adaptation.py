@@ -201,6 +201,14 @@ class InnerRule:
             surrogate = torch.exp(logp - batch.log_probs)
         return -batch.mean(surrogate * batch.advantages)
 
+    def gradients(
+        self, policy: MLPPolicy, params: Params, batch: StepBatch, create_graph: bool
+    ) -> list[torch.Tensor]:
+        """``grad L_i`` of every task's inner loss with respect to its row of the task-stacked
+        ``params`` (which require grad), from one ``autograd.grad`` of the summed losses."""
+        loss = self.loss(policy, params, batch).sum()  # sum over tasks: row i gets grad L_i
+        return list(torch.autograd.grad(loss, list(params.values()), create_graph=create_graph))
+
     def step(
         self, policy: MLPPolicy, params: Params, batch: StepBatch, lr: StepSize, create_graph: bool
     ) -> Params:
@@ -216,8 +224,7 @@ class InnerRule:
                 k: v if tracked and v.requires_grad else v.detach().requires_grad_()
                 for k, v in params.items()
             }
-            loss = self.loss(policy, params, batch).sum()  # sum over tasks: row i gets grad L_i
-            grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+            grads = self.gradients(policy, params, batch, create_graph)
         out = {}
         for (name, p), g in zip(params.items(), grads, strict=True):
             alpha = lr if isinstance(lr, float | int) else lr[name]

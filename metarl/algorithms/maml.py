@@ -370,8 +370,8 @@ class MAML(Algorithm):
             for batch, lr in zip(sub_support, lrs, strict=True):
                 assert isinstance(lr, float | int)
                 leaf = [v.detach().clone().requires_grad_() for v in current]
-                loss = self.rule.loss(self.policy, dict(zip(theta, leaf, strict=True)), batch)
-                grads = list(torch.autograd.grad(loss.sum(), leaf, create_graph=True))
+                at = dict(zip(theta, leaf, strict=True))
+                grads = self.rule.gradients(self.policy, at, batch, create_graph=True)
                 steps.append((leaf, grads, float(lr)))
                 current = [(v - lr * g).detach() for v, g in zip(leaf, grads, strict=True)]
             adapted = [v.detach().clone().requires_grad_() for v in current]
