@@ -10,7 +10,9 @@ Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/
   stacked on a task axis, one forward and one ``autograd.grad`` for every inner step;
 * ``per-task loop``: what a per-task implementation does (pytorch-maml-rl, learn2learn's
   examples): each task rolls out in its own env, adapts with its own forward and
-  ``autograd.grad``, and evaluates its own surrogate, in a Python loop over tasks.
+  ``autograd.grad``, and evaluates its own surrogate, in a Python loop over tasks. The
+  backward passes of the outer gradient and of each curvature product then run once over all
+  tasks' graphs, as pytorch-maml-rl's do.
 
 It prints the seconds per meta-iteration, the time per environment step (the iteration's time
 over the env steps it sampled) and the ratio, then the paper's setting (20 tasks x 20 episodes x
