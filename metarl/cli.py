@@ -99,9 +99,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from metarl.evaluation import Evaluator, write_results
-    from metarl.runtime import keep_freed_memory
+    from metarl.runtime import keep_freed_memory, set_torch_threads
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # classic baselines; a run is evaluated with its own torch_threads
     keep_freed_memory()
     if args.baseline:
         from metarl.baselines import make_baseline
@@ -126,6 +126,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from metarl.training import build_algorithm, evaluate_run, load_run_config
 
     cfg = load_run_config(args.run_dir)
+    set_torch_threads(cfg.torch_threads)
     if args.splits:
         cfg.eval.splits = tuple(args.splits)
     if args.num_tasks:

@@ -191,6 +191,19 @@ def test_cli_train_default_smoke_and_eval(tmp_path):
     assert json.loads((run / "results.json").read_text())["maml_trpo"]["ood"]["num_tasks"] == 3
 
 
+def test_cli_eval_uses_the_runs_torch_threads(tmp_path):
+    from metarl.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        run = train(_cfg(tmp_path, 800, torch_threads=2), progress=False)
+        torch.set_num_threads(1)
+        assert main(["eval", str(run), "--num-tasks", "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_cli_list_and_bad_input(tmp_path):
     out = _cli("list", cwd=tmp_path)
     assert out.returncode == 0 and "metarl/PointNav-v0" in out.stdout and "maml_trpo" in out.stdout
