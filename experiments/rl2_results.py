@@ -284,6 +284,20 @@ NOTES = [
     "better at the end). The MDP presets for n >= 50 were not changed: they keep the first session's "
     "64 units, lambda 0.3 and one torch thread, and their budget estimates are for those "
     "settings.",
+    "- MDP n = 10 plateau (third session). The 15M-step seed-1 run's training trial return "
+    "levels off at 121-124 from about 8M steps, while the policy entropy falls to 0.2-0.25 nats "
+    "(from 1.6). Six seed-1 probes of 8M steps each (entropy annealed over the 8M; one torch "
+    "thread each, two at a time; `metarl train experiments/rl2_mdp_n10.toml --set seed=1 --set "
+    "total_env_steps=8000000 --set algo.ent_anneal_steps=8000000 --set torch_threads=1` plus "
+    "the override) scored: control 121.1; entropy coefficient 0.03: 123.1; learning rate 1e-2: "
+    "122.4; 2e-3: 115.5; learning rate annealed to 0: 116.9; a 128-unit tanh layer between the "
+    "GRU and the heads: 120.2 (that option was not kept). None breaks the plateau.",
+    "- What the MDP cells ask for: a myopic greedy agent (Q = the posterior-mean reward of the "
+    "current state's actions at every step of the episode, transitions ignored, updated per "
+    "episode; a `GreedyMDP` subclass in a throwaway script) scores 155.6 on the same 1000 test "
+    "tasks, as much as the planning greedy agent (155.7). So the skill is remembering 50 "
+    "(state, action) reward estimates and reading out the current state's row. Our GRU learns it "
+    "only partly: per-episode returns 10.9 -> 13.0 over the trial against greedy's 10.2 -> 17.9.",
     "- Point navigation uses gamma 0.999: with 0.99 a 300-step trial barely credits what episode 1 "
     "learns to episodes 2 and 3 (0.99^100 = 0.37), and a 3M-step run got worse over the trial.",
     "- The MDP presets use a constant learning rate (no `lr_anneal_steps`).",
