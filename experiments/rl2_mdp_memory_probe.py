@@ -1,0 +1,123 @@
+"""Can an RL² GRU hold what the tabular-MDP cells ask it to remember, when told what to hold?
+
+    python experiments/rl2_mdp_memory_probe.py --hidden 128 --minutes 5
+
+The MDP cells of RL² Table 2 reward remembering a table of 50 (state, action) mean rewards: a
+greedy agent that picks the current state's best posterior-mean reward scores as much as one
+that plans (experiments/results/rl2.md). This probe takes the reinforcement learning out: a GRU
+with the RL² input (one-hot state, one-hot previous action, previous reward, done flag; the
+same ``RecurrentActorCritic.build_input``) reads trials of uniformly random actions on
+``metarl/TabularMDP-v0`` and is trained by regression to output, at every step, the
+posterior means of the current state's 5 rewards given the trial so far (prior N(1, 1), unit
+reward noise, as the task distribution). It prints the fraction of the targets' variance
+explained on held-out trials, over steps 50-99 of the 100-step trials (10 episodes of 10),
+as training goes on, next to what a memory of only the last W steps would explain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+import envs  # noqa: F401  (registers metarl/TabularMDP-v0)
+from metarl.policies import RecurrentActorCritic
+from metarl.registry import make_batched_env, make_distribution
+
+ENV = "metarl/TabularMDP-v0"
+EPISODES = 10
+
+
+def trials(net: RecurrentActorCritic, n: int, gen: torch.Generator):  # noqa: ANN201
+    """RL² inputs ``[time, trial, in]`` of random-action trials, the posterior-mean targets
+    ``[time, trial, actions]`` for the state the agent is in at each step, and the history
+    ``(states, actions, rewards)``, each ``[time, trial]``."""
+    env = make_batched_env(ENV, n, 1, seed=int(torch.randint(0, 2**31, (1,), generator=gen)))
+    env.set_tasks(make_distribution(ENV).sample(n, "train", gen))
+    obs = env.reset(seed=int(torch.randint(0, 2**31, (1,), generator=gen)))
+    s_count, a_count = obs.shape[-1], int(env.single_action_space.n)  # type: ignore[attr-defined]
+    visits = torch.zeros(n, s_count, a_count)
+    reward_sum = torch.zeros(n, s_count, a_count)
+    rows = torch.arange(n)
+    prev_a = torch.zeros(n, dtype=torch.long)
+    prev_r, prev_d = torch.zeros(n), torch.zeros(n)
+    xs, ys, history = [], [], []
+    for _ in range(EPISODES * env.max_episode_steps):
+        state = obs.argmax(-1)
+        xs.append(net.build_input(obs, prev_a, prev_r, prev_d))
+        ys.append(((1.0 + reward_sum) / (1.0 + visits))[rows, state])  # Normal posterior mean
+        action = torch.randint(0, a_count, (n,), generator=gen)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        visits[rows, state, action] += 1
+        reward_sum[rows, state, action] += reward
+        prev_a, prev_r, prev_d = action, reward, (terminated | truncated).float()
+        history.append((state, action, reward))
+    states, actions, rewards = (torch.stack(h) for h in zip(*history, strict=True))
+    return torch.stack(xs), torch.stack(ys), (states, actions, rewards)
+
+
+def windowed_targets(history, window: int, shape: tuple[int, int, int]) -> torch.Tensor:  # noqa: ANN001
+    """The targets an agent would compute remembering only the last ``window`` steps."""
+    states, actions, rewards = history
+    n = states.shape[1]
+    rows = torch.arange(n)
+    out = []
+    for t in range(states.shape[0]):
+        visits, reward_sum = torch.zeros(shape), torch.zeros(shape)
+        for k in range(max(0, t - window), t):
+            visits[rows, states[k], actions[k]] += 1
+            reward_sum[rows, states[k], actions[k]] += rewards[k]
+        out.append(((1.0 + reward_sum) / (1.0 + visits))[rows, states[t]])
+    return torch.stack(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--hidden", type=int, default=128, help="GRU units")
+    p.add_argument("--minutes", type=float, default=5.0, help="training wall-clock")
+    p.add_argument("--batch", type=int, default=128, help="trials per Adam step")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--every", type=int, default=200, help="Adam steps between reports")
+    p.add_argument("--seed", type=int, default=0)
+
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(args.seed)
+    probe_env = make_batched_env(ENV, 1, 1)
+    net = RecurrentActorCritic(
+        probe_env.single_observation_space, probe_env.single_action_space, args.hidden
+    )
+    head = nn.Linear(args.hidden, int(probe_env.single_action_space.n))  # type: ignore[attr-defined]
+    opt = torch.optim.Adam([*net.gru.parameters(), *head.parameters()], lr=args.lr)
+    x_val, y_val, history = trials(net, 512, gen)
+    late = slice(50, None)
+    prior_mse = float(((y_val[late] - 1.0) ** 2).mean())  # predicting the prior mean, 1
+    print("# reference: the targets computed from only the last W steps explain")
+    table = (512, probe_env.single_observation_space.shape[0], y_val.shape[-1])
+    for w in (10, 20, 30, 50):
+        mse = float(((windowed_targets(history, w, table)[late] - y_val[late]) ** 2).mean())
+        print(f"#   W = {w}: {1 - mse / prior_mse:.3f}")
+    print(f"# GRU {args.hidden}, batch {args.batch}, lr {args.lr}, {args.minutes} min, 1 thread")
+    print("adam steps | trials seen | late-step MSE | explained (vs the prior mean)")
+    start, step = time.perf_counter(), 0
+    while time.perf_counter() - start < 60 * args.minutes:
+        x, y, _ = trials(net, args.batch, gen)
+        out, _ = net.gru(x)
+        loss = ((head(out) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % args.every == 0:
+            with torch.no_grad():
+                mse = float(((head(net.gru(x_val)[0])[late] - y_val[late]) ** 2).mean())
+            print(
+                f"{step:>10} | {step * args.batch:>11} | {mse:>13.4f} | {1 - mse / prior_mse:.3f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
