@@ -284,6 +284,14 @@ NOTES = [
     "better at the end). The MDP presets for n >= 50 were not changed: they keep the first session's "
     "64 units, lambda 0.3 and one torch thread, and their budget estimates are for those "
     "settings.",
+    "- (n=500, k=50), third session: one seed only (3 seeds would take about 5 h on this "
+    "machine). Its 1.7 h includes sharing the cores for about 25 minutes with 1-thread "
+    "diagnostics and a test-suite run. The training trial return stayed at random (250) for the first 8M "
+    "steps, reached 400 at about 40M, and rose slowly after that (414 at 88M, 425 at 96M). It "
+    "scored 425.7 on the test tasks against the paper's 438.9 and Gittins's 465.3 on the same "
+    "tasks. The n = 10 cells with k = 10 and 50 also ran this session (3 seeds each, "
+    "one at a time): 6.66 and 6.63, against the paper's 6.7 and 6.8. The best classic agents "
+    "here score 6.78 (UCB1) and 6.85 (Gittins).",
     "- MDP n = 10 plateau (third session). The 15M-step seed-1 run's training trial return "
     "levels off at 121-124 from about 8M steps, while the policy entropy falls to 0.2-0.25 nats "
     "(from 1.6). Six seed-1 probes of 8M steps each (entropy annealed over the 8M; one torch "
