@@ -23,11 +23,19 @@ import torch
 from torch import nn
 
 import envs  # noqa: F401  (registers metarl/TabularMDP-v0)
+from metarl.baselines import GreedyMDP
 from metarl.policies import RecurrentActorCritic
 from metarl.registry import make_batched_env, make_distribution
 
 ENV = "metarl/TabularMDP-v0"
 EPISODES = 10
+_AGENT = GreedyMDP(EPISODES)  # only its reward posterior is used
+
+
+def posterior_mean(visits: torch.Tensor, reward_sum: torch.Tensor) -> torch.Tensor:
+    """The Normal posterior means of the mean rewards, as the classic MDP agents compute them
+    (prior N(1, 1), unit reward noise: the task distribution's)."""
+    return _AGENT.reward_posterior(visits, reward_sum)[0]
 
 
 def trials(net: RecurrentActorCritic, n: int, gen: torch.Generator):  # noqa: ANN201
@@ -47,7 +55,7 @@ def trials(net: RecurrentActorCritic, n: int, gen: torch.Generator):  # noqa: AN
     for _ in range(EPISODES * env.max_episode_steps):
         state = obs.argmax(-1)
         xs.append(net.build_input(obs, prev_a, prev_r, prev_d))
-        ys.append(((1.0 + reward_sum) / (1.0 + visits))[rows, state])  # Normal posterior mean
+        ys.append(posterior_mean(visits, reward_sum)[rows, state])
         action = torch.randint(0, a_count, (n,), generator=gen)
         obs, reward, terminated, truncated, _ = env.step(action)
         visits[rows, state, action] += 1
@@ -69,7 +77,7 @@ def windowed_targets(history, window: int, shape: tuple[int, int, int]) -> torch
         for k in range(max(0, t - window), t):
             visits[rows, states[k], actions[k]] += 1
             reward_sum[rows, states[k], actions[k]] += rewards[k]
-        out.append(((1.0 + reward_sum) / (1.0 + visits))[rows, states[t]])
+        out.append(posterior_mean(visits, reward_sum)[rows, states[t]])
     return torch.stack(out)
 
 

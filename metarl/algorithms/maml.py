@@ -365,7 +365,7 @@ class MAML(Algorithm):
         # Each inner step from a fresh leaf (its value as the chain has it), with the gradient's
         # graph kept for the Hessian-vector products at that step.
         steps: list[tuple[list[torch.Tensor], list[torch.Tensor], float]] = []
-        current = [v.unsqueeze(0).expand(n, *v.shape) for v in theta.values()]
+        current = list(expand_params(theta, n).values())
         with torch.enable_grad():
             for batch, lr in zip(sub_support, lrs, strict=True):
                 assert isinstance(lr, float | int)
@@ -393,10 +393,10 @@ class MAML(Algorithm):
         sizes = [v.numel() for v in theta.values()]
 
         def product(v: torch.Tensor) -> torch.Tensor:
-            u = [
-                x.view_as(t).unsqueeze(0).expand(n, *t.shape)
-                for x, t in zip(v.split(sizes), theta.values(), strict=True)
-            ]
+            shaped = {
+                k: x.view_as(t) for x, (k, t) in zip(v.split(sizes), theta.items(), strict=True)
+            }
+            u = list(expand_params(shaped, n).values())
             for leaf, grads, lr in steps:  # J v: forward through the steps
                 u = [x - lr * h for x, h in zip(u, hvp(leaf, grads, u), strict=True)]
             w = hvp(adapted, kl_grads, u)  # F' J v
