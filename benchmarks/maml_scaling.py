@@ -16,7 +16,11 @@ Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/
 
 It prints the seconds per meta-iteration, the time per environment step (the iteration's time
 over the env steps it sampled) and the ratio, then the paper's setting (20 tasks x 20 episodes x
-100 steps) for the batched loop alone. ``--threads`` sets torch's intra-op threads (1 by default);
+100 steps) for the batched loop alone. Both implementations do the same matrix arithmetic (one
+iteration's floating-point operations are counted with ``torch.utils.flop_counter``), so the
+table also gives each one's GFLOP/s against the machine's own: a batched product of the
+hidden layer's shape timed in the same run. That bounds the speed-up: the batched loop cannot
+beat the per-task one by more than the loop's distance from that throughput. ``--threads`` sets torch's intra-op threads (1 by default);
 the load average is printed before and after. Both implementations run with
 ``metarl.runtime.keep_freed_memory`` applied, as ``metarl train`` does (``--malloc-default``
 to compare without).
@@ -33,6 +37,7 @@ from typing import Any
 
 import torch
 from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode
 
 from metarl.adaptation import InnerRule, StepBatch
 from metarl.algorithms.maml import MAMLTRPO, MAMLConfig, MetaBatch
@@ -129,8 +134,9 @@ class PerTaskMAML(MAMLTRPO):
 
 def time_iterations(
     cls: type, tasks: int, episodes: int, repeats: int, warmup: int, **overrides: Any
-) -> tuple[float, float]:
-    """(median seconds per meta-iteration, env steps per iteration)."""
+) -> tuple[float, float, float]:
+    """(median seconds per meta-iteration, env steps per iteration, floating-point operations
+    of one more iteration)."""
     cfg = MAMLConfig(meta_batch_size=tasks, episodes_per_task=episodes, **overrides)
     algo = cls(ENV, cfg, seed=1)
     times, steps = [], []
@@ -140,7 +146,26 @@ def time_iterations(
         if i >= warmup:
             times.append(time.perf_counter() - t)
             steps.append(m["env_steps"])
-    return statistics.median(times), statistics.fmean(steps)
+    return statistics.median(times), statistics.fmean(steps), iteration_flops(algo)
+
+
+def iteration_flops(algo: MAMLTRPO) -> float:
+    """Floating-point operations of one meta-iteration (matrix products, which are nearly all
+    of them; forward and every backward pass included)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        algo.train_step()
+    return float(counter.get_total_flops())
+
+
+def matmul_throughput(tasks: int, rows: int, width: int, repeats: int = 20) -> float:
+    """FLOP/s of ``[tasks, rows, width] @ [tasks, width, width]`` on this machine (float32)."""
+    x, w = torch.randn(tasks, rows, width), torch.randn(tasks, width, width)
+    torch.bmm(x, w)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        torch.bmm(x, w)
+    return 2 * tasks * rows * width * width * repeats / (time.perf_counter() - t)
 
 
 def main() -> None:
@@ -173,17 +198,27 @@ def main() -> None:
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     header = (
-        f"{'tasks':>5} | {'batched s/iter':>14} | {'us/env step':>11} | "
-        f"{'per-task s/iter':>15} | {'us/env step':>11} | {'speed-up':>8}"
+        f"{'tasks':>5} | {'GFLOP/iter':>10} | {'batched s/iter':>14} | {'us/env step':>11} | "
+        f"{'GFLOP/s':>7} | {'per-task s/iter':>15} | {'us/env step':>11} | {'GFLOP/s':>7} | "
+        f"{'speed-up':>8}"
     )
     print(header)
     print("-" * len(header))
     for n in args.tasks:
-        tb, sb = time_iterations(MAMLTRPO, n, args.episodes, args.repeats, args.warmup)
-        tl, sl = time_iterations(PerTaskMAML, n, args.episodes, args.repeats, args.warmup)
+        tb, sb, fb = time_iterations(MAMLTRPO, n, args.episodes, args.repeats, args.warmup)
+        tl, sl, fl = time_iterations(PerTaskMAML, n, args.episodes, args.repeats, args.warmup)
+        flops = f"{fb / 1e9:.1f}" if abs(fb - fl) <= 1e-3 * fb else f"{fb / 1e9:.1f}/{fl / 1e9:.1f}"
         print(
-            f"{n:>5} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {tl:>15.3f} | "
-            f"{1e6 * tl / sl:>11.2f} | {tl / tb:>7.1f}x",
+            f"{n:>5} | {flops:>10} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {fb / tb / 1e9:>7.1f} | "
+            f"{tl:>15.3f} | {1e6 * tl / sl:>11.2f} | {fl / tl / 1e9:>7.1f} | {tl / tb:>7.1f}x",
+            flush=True,
+        )
+    hidden = MAMLConfig().hidden[-1]
+    for rows in (200, 2000):  # the curvature subsample's and the full batch's rows per task
+        peak = matmul_throughput(max(args.tasks), rows, hidden)
+        print(
+            f"# this machine: [{max(args.tasks)}, {rows}, {hidden}] @ [{max(args.tasks)}, {hidden}, "
+            f"{hidden}] runs at {peak / 1e9:.1f} GFLOP/s",
             flush=True,
         )
     if not args.skip_paper:
@@ -195,7 +230,7 @@ def main() -> None:
                 {"fvp_through_inner": False},
             ),
         ]:
-            t, s = time_iterations(MAMLTRPO, 20, 20, args.repeats, args.warmup, **kw)
+            t, s, _ = time_iterations(MAMLTRPO, 20, 20, args.repeats, args.warmup, **kw)
             print(
                 f"{label}: {t:.3f} s/iter, {1e6 * t / s:.2f} us/env step ({s:.0f} steps)",
                 flush=True,

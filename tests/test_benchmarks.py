@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from metarl.algorithms.maml import MAMLTRPO, MAMLConfig, MetaBatch
 
@@ -22,7 +23,8 @@ def _load(name: str):  # noqa: ANN202
 
 def test_maml_per_task_loop_takes_the_batched_update() -> None:
     """On the same trajectories, the per-task loop's inner steps and TRPO update (curvature and
-    line search included) land on the batched implementation's parameters."""
+    line search included) land on the batched implementation's parameters, with the same number
+    of floating-point operations (the benchmark's GFLOP/s columns rest on that)."""
     per_task = _load("maml_scaling").PerTaskMAML
     # Damping 0.1: on a problem this small the undamped Fisher is so ill-conditioned that CG
     # amplifies float64 round-off between the two summation orders to 1e-3 by iteration 10.
@@ -44,10 +46,14 @@ def test_maml_per_task_loop_takes_the_batched_update() -> None:
     chain = loop.adapt(data.support, create_graph=True)
     for name, value in chain[-1].items():
         torch.testing.assert_close(value, data.chain[-1][name], rtol=1e-10, atol=1e-12)
-    ours = batched.outer_update(data)
-    theirs = loop.outer_update(
-        MetaBatch(data.support, data.query, data.returns, data.env_steps, chain)
-    )
+    flops = [FlopCounterMode(display=False) for _ in range(2)]
+    with flops[0]:
+        ours = batched.outer_update(data)
+    with flops[1]:
+        theirs = loop.outer_update(
+            MetaBatch(data.support, data.query, data.returns, data.env_steps, chain)
+        )
+    assert flops[0].get_total_flops() == flops[1].get_total_flops() > 0
     assert ours["optim/line_search_accepted"] == theirs["optim/line_search_accepted"] == 1.0
     assert ours["optim/step_fraction"] == theirs["optim/step_fraction"]
     for a, b in zip(batched.policy.parameters(), loop.policy.parameters(), strict=True):
