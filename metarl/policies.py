@@ -258,6 +258,16 @@ class RecurrentActorCritic(nn.Module):
     The input at step t is ``[obs_t, onehot(a_{t-1}) or a_{t-1}, r_{t-1}, d_{t-1}]`` where
     ``d_{t-1}`` says the previous step ended an episode: inside a trial the agent sees episode
     boundaries but keeps its memory. Actor and critic share the GRU; each has a linear head.
+
+    With ``transition_key`` the input also carries ``k = obs_{t-1} (x) a_{t-1}`` (the flattened
+    outer product of the previous observation and the previous action's encoding) and
+    ``r_{t-1} k``. For one-hot states and actions ``k`` is the one-hot of the pair the reward
+    belongs to: the key a tabular learner files it under, which the GRU otherwise has to form
+    from its own memory of the previous state (see experiments/rl2_mdp_memory_probe.py).
+
+    With ``obs_head > 0`` a ReLU layer of that many units, fed with the GRU's output and the
+    current observation, sits between the GRU and the two heads, so reading out what the memory
+    holds about the current state need not happen inside the GRU.
     """
 
     def __init__(
@@ -266,16 +276,26 @@ class RecurrentActorCritic(nn.Module):
         action_space: gym.Space,
         hidden_size: int = 256,
         init_std: float = 1.0,
+        transition_key: bool = False,
+        obs_head: int = 0,
     ):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         self.obs_dim = space_dim(observation_space)
         self.act_dim = space_dim(action_space)
         self.hidden_size = hidden_size
-        self.input_dim = self.obs_dim + self.act_dim + 2
+        self.transition_key = transition_key
+        key_dim = self.obs_dim * self.act_dim if transition_key else 0
+        self.input_dim = self.obs_dim + self.act_dim + 2 + 2 * key_dim
         self.gru = nn.GRU(self.input_dim, hidden_size)
-        self.pi = nn.Linear(hidden_size, self.act_dim)
-        self.v = nn.Linear(hidden_size, 1)
+        self.obs_head = (
+            nn.Sequential(nn.Linear(hidden_size + self.obs_dim, obs_head), nn.ReLU())
+            if obs_head
+            else None
+        )
+        features = obs_head or hidden_size
+        self.pi = nn.Linear(features, self.act_dim)
+        self.v = nn.Linear(features, 1)
         # Small policy-head init keeps the first trials close to uniform (as in CleanRL's PPO).
         nn.init.orthogonal_(self.pi.weight, 0.01)
         nn.init.zeros_(self.pi.bias)
@@ -292,24 +312,36 @@ class RecurrentActorCritic(nn.Module):
         prev_action: torch.Tensor,
         prev_reward: torch.Tensor,
         prev_done: torch.Tensor,
+        prev_obs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[..., input_dim]`` from ``obs [..., obs_dim]``, ``prev_action [...]`` (discrete) or
-        ``[..., act_dim]``, ``prev_reward [...]``, ``prev_done [...]``."""
+        ``[..., act_dim]``, ``prev_reward [...]``, ``prev_done [...]``, and with
+        ``transition_key`` the observation the previous action was taken at, ``prev_obs``
+        (zeros at the first step of a trial)."""
         if self.discrete:
             a = nn.functional.one_hot(prev_action.long(), self.act_dim).to(obs.dtype)
         else:
             a = prev_action.to(obs.dtype)
-        return torch.cat(
-            [
-                obs.reshape(*prev_reward.shape, self.obs_dim),
-                a,
-                prev_reward.unsqueeze(-1).to(obs.dtype),
-                prev_done.unsqueeze(-1).to(obs.dtype),
-            ],
-            dim=-1,
-        )
+        r = prev_reward.unsqueeze(-1).to(obs.dtype)
+        parts = [
+            obs.reshape(*prev_reward.shape, self.obs_dim),
+            a,
+            r,
+            prev_done.unsqueeze(-1).to(obs.dtype),
+        ]
+        if self.transition_key:
+            if prev_obs is None:
+                raise ValueError("transition_key=True needs prev_obs, the previous observation")
+            o = prev_obs.reshape(*prev_reward.shape, self.obs_dim).to(obs.dtype)
+            key = (o.unsqueeze(-1) * a.unsqueeze(-2)).flatten(-2)
+            parts += [key, r * key]
+        return torch.cat(parts, dim=-1)
 
-    def _heads(self, features: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+    def _heads(
+        self, features: torch.Tensor, inputs: torch.Tensor
+    ) -> tuple[Distribution, torch.Tensor]:
+        if self.obs_head is not None:  # the observation is the first obs_dim inputs
+            features = self.obs_head(torch.cat([features, inputs[..., : self.obs_dim]], -1))
         out = self.pi(features)
         if self.discrete:
             dist: Distribution = Categorical(logits=out)
@@ -323,7 +355,7 @@ class RecurrentActorCritic(nn.Module):
     ) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
         """One step for a batch: ``inputs [B, in]``, ``hidden [B, H]`` -> (dist, value [B], hidden)."""
         out, h = self.gru(inputs.unsqueeze(0), hidden.unsqueeze(0))
-        dist, value = self._heads(out[0])
+        dist, value = self._heads(out[0], inputs)
         return dist, value, h[0]
 
     def sequence(
@@ -335,7 +367,7 @@ class RecurrentActorCritic(nn.Module):
         """
         h0 = None if hidden is None else hidden.unsqueeze(0)
         out, _ = self.gru(inputs, h0)
-        return self._heads(out)
+        return self._heads(out, inputs)
 
     @staticmethod
     def reset_at(hidden: torch.Tensor, trial_start: torch.Tensor) -> torch.Tensor:

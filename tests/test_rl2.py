@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from metarl.algorithms import get_algorithm
 from metarl.algorithms.ppo import PPOBatch, PPOConfig, ppo_update
@@ -256,3 +257,66 @@ def test_runs_on_the_gymnasium_backend() -> None:
     cfg = RL2Config(tasks_per_iteration=3, episodes_per_trial=2, hidden_size=16)
     algo = RL2("metarl/TabularMDP-v0", cfg, seed=1, backend="gymnasium")
     assert algo.train_step()["env_steps"] == 3 * 2 * 10
+
+
+def test_transition_key_is_the_one_hot_of_the_previous_state_and_action() -> None:
+    algo = small_rl2("metarl/TabularMDP-v0", transition_key=True)
+    n_s, n_a = algo.net.obs_dim, algo.net.act_dim
+    prev_obs = nn.functional.one_hot(torch.tensor([3, 0]), n_s).float()
+    obs = nn.functional.one_hot(torch.tensor([1, 2]), n_s).float()
+    x = algo.policy_input(
+        obs,
+        torch.tensor([4, 1]),
+        torch.tensor([0.5, -2.0]),
+        torch.zeros(2, dtype=torch.bool),
+        prev_obs,
+    )
+    base = n_s + n_a + 2
+    assert x.shape == (2, base + 2 * n_s * n_a) == (2, algo.net.input_dim)
+    key, reward_key = x[:, base : base + n_s * n_a], x[:, base + n_s * n_a :]
+    expected = torch.zeros(2, n_s * n_a)
+    expected[0, 3 * n_a + 4] = 1.0
+    expected[1, 0 * n_a + 1] = 1.0
+    torch.testing.assert_close(key, expected)
+    torch.testing.assert_close(reward_key, expected * torch.tensor([[0.5], [-2.0]]))
+    with pytest.raises(ValueError, match="prev_obs"):
+        algo.net.build_input(obs, torch.tensor([4, 1]), torch.zeros(2), torch.zeros(2))
+
+
+@pytest.mark.parametrize("env_id", ["metarl/TabularMDP-v0", "metarl/PointNav-v0"])
+@pytest.mark.parametrize("obs_head", [0, 8])
+def test_transition_key_replay_matches_the_rollout(env_id: str, obs_head: int) -> None:
+    """The actor carries the previous observation in its state; PPO rebuilds the key from the
+    trajectory, across episode boundaries, and must see what the actor saw (with and without
+    the observation head, which the step and sequence paths both feed)."""
+    algo = small_rl2(env_id, episodes_per_trial=3, transition_key=True, obs_head=obs_head)
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, h0 = algo.make_actor(algo.action_generator)
+    traj = rollout(algo.env, act, algo.config.episodes_per_trial)
+    seqs = algo._sequences(traj, h0)
+    with torch.no_grad():
+        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
+        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    m = seqs["batch"].mask
+    torch.testing.assert_close(logp[m], seqs["batch"].log_probs[m], atol=1e-5, rtol=1e-5)
+    # the key is live: zero only at each trial's first step
+    key = seqs["inputs"][..., -2 * algo.net.obs_dim * algo.net.act_dim :]
+    assert key[:, 0].abs().sum() == 0
+    assert (key[:, 1:][m[:, 1:]].abs().sum(-1) > 0).float().mean() > 0.5
+
+
+def test_obs_head_reads_the_current_observation() -> None:
+    algo = small_rl2("metarl/TabularMDP-v0", obs_head=8)
+    net = algo.net
+    assert net.obs_head is not None and net.pi.in_features == 8
+    features = torch.randn(2, net.hidden_size)
+    inputs = torch.zeros(2, net.input_dim)
+    inputs[:, 0] = 1.0
+    other = inputs.clone()
+    other[:, 0], other[:, 1] = 0.0, 1.0  # same GRU output, another current state
+    with torch.no_grad():
+        _, v1 = net._heads(features, inputs)
+        _, v2 = net._heads(features, other)
+        _, v3 = net._heads(features, inputs + torch.eye(net.input_dim)[-1])  # a non-obs input
+    assert not torch.allclose(v1, v2)
+    torch.testing.assert_close(v1, v3)

@@ -79,6 +79,14 @@ class RL2Config:
     """Episodes per evaluation trial (None: ``episodes_per_trial``)."""
     eval_deterministic: bool = False
     """Act greedily (mode of the policy) at evaluation instead of sampling."""
+    transition_key: bool = False
+    """Add the previous observation times the previous action (outer product) and its product
+    with the previous reward to the GRU input (``RecurrentActorCritic``). Off: the paper's
+    input. On tabular MDPs it is the (state, action) key of the reward, which the GRU does not
+    learn to form from memory (experiments/results/rl2.md)."""
+    obs_head: int = 0
+    """Units of a ReLU layer over [GRU output, current observation] under the policy and value
+    heads (0: the heads read the GRU output directly, as in the paper)."""
     ppo: PPOConfig = field(default_factory=_rl2_ppo)
     """The PPO update over trial sequences."""
 
@@ -145,6 +153,8 @@ class RL2(Algorithm):
             self.env.single_action_space,
             c.hidden_size,
             c.init_std,
+            c.transition_key,
+            c.obs_head,
         ).to(self.device)
         self.value_norm = ReturnNormalizer().to(self.device)
         self._action_scale = self._action_normalizer(self.env.single_action_space)
@@ -168,6 +178,7 @@ class RL2(Algorithm):
         prev_action: torch.Tensor,
         prev_reward: torch.Tensor,
         prev_done: torch.Tensor,
+        prev_obs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The GRU input; a bounded continuous previous action enters as the action the env
         executed (clipped to the bounds), rescaled to [-1, 1], so a Gaussian sample far outside
@@ -176,7 +187,13 @@ class RL2(Algorithm):
             low, high = self._action_scale
             a = torch.minimum(torch.maximum(prev_action.float(), low), high)
             prev_action = (2 * a - (high + low)) / (high - low)
-        return self.net.build_input(obs.float(), prev_action, prev_reward.float(), prev_done)
+        return self.net.build_input(
+            obs.float(),
+            prev_action,
+            prev_reward.float(),
+            prev_done,
+            None if prev_obs is None else prev_obs.float(),
+        )
 
     # --- acting ---------------------------------------------------------------------------
     def make_actor(
@@ -186,7 +203,9 @@ class RL2(Algorithm):
         record_every: int | None = None,
     ) -> tuple[Any, list[torch.Tensor]]:
         """The rollout actor; the hidden state is fresh (zero) at the first step of the rollout,
-        i.e. at the start of every trial, and carried across its episodes.
+        i.e. at the start of every trial, and carried across its episodes. With
+        ``transition_key`` the state it hands the rollout is ``(hidden, observation)``, so the
+        next step knows where the previous action was taken.
 
         With ``record_every``, the hidden state before steps ``0, L, 2L, ...`` is appended to the
         returned list (the starting states of truncated-BPTT chunks).
@@ -199,20 +218,27 @@ class RL2(Algorithm):
             prev_action: torch.Tensor,
             prev_reward: torch.Tensor,
             prev_done: torch.Tensor,
-            hidden: torch.Tensor | None,
-        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            state: Any,
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
+            keyed = self.net.transition_key
+            hidden, prev_obs = (
+                (state if keyed else (state, None)) if state is not None else (None, None)
+            )
             if hidden is None:
                 hidden = self.net.initial_state(obs.shape[0], obs.device)
+            if keyed and prev_obs is None:
+                prev_obs = torch.zeros_like(obs)
             if record_every is not None and counter[0] % record_every == 0:
                 recorded.append(hidden)
             counter[0] += 1
-            x = self.policy_input(obs, prev_action, prev_reward, prev_done)
+            x = self.policy_input(obs, prev_action, prev_reward, prev_done, prev_obs)
             dist, value, hidden = self.net.step(x, hidden)
             if deterministic:
                 action = dist.mode
             else:
                 action = sample_action(dist, generator)
-            return action, dist.log_prob(action), value * self.value_norm.std, hidden
+            out_state = (hidden, obs) if keyed else hidden
+            return action, dist.log_prob(action), value * self.value_norm.std, out_state
 
         return act, recorded
 
@@ -267,6 +293,7 @@ class RL2(Algorithm):
             traj.shifted(traj.actions),
             traj.shifted(traj.rewards),
             traj.shifted(traj.dones),
+            traj.shifted(traj.obs) if self.net.transition_key else None,
         )
         flat = {
             "inputs": inputs,
