@@ -338,7 +338,9 @@ NOTES = [
     "Getting past it is the open question for the MDP cells.",
     "- What the GRU cannot learn, fourth session (the same probe, 1 thread each, two at a "
     "time, seed 0, flags of `experiments/rl2_mdp_memory_probe.py`; run from a scratch copy of "
-    "the probe that the committed flags reproduce). Explained fraction on held-out trials: "
+    "the probe, then the two ends re-run with the committed script for 5 minutes each: paper "
+    "input 0.335 at 2750 steps, `--transition-key --obs-head` 0.779 at 2000 steps and rising). "
+    "Explained fraction on held-out trials: "
     "paper input 0.337 (3250 Adam steps, flat since 1250); with the previous observation "
     "appended (`--prev-obs`) 0.337 (3250, flat); with a 2-layer GRU 0.336 (1500, flat); with a "
     "ReLU head that sees the current observation (`--obs-head`) 0.339 (3000, flat); with the "
@@ -358,7 +360,9 @@ NOTES = [
     "each 4-7 above the paper-input seed with the same number); it departs from the paper's agent and is "
     "reported beside the paper-input row, not in place of it. It is still far from the paper's "
     "156.2: the memory is learnable by regression in about 3000 updates, but the policy "
-    "gradient teaches it much more slowly.",
+    "gradient teaches it much more slowly. At n = 25 (`experiments/rl2_mdp_n25_key_head.toml`, "
+    "seed 1 only, 15M steps) the same agent scored 325.4 against 321.8 for the paper-input "
+    "seed 1: within the seed spread, so the gain did not carry over at this budget.",
     "- Point navigation uses gamma 0.999: with 0.99 a 300-step trial barely credits what episode 1 "
     "learns to episodes 2 and 3 (0.99^100 = 0.37), and a 3M-step run got worse over the trial.",
     "- The MDP presets use a constant learning rate (no `lr_anneal_steps`).",
