@@ -305,6 +305,13 @@ def test_transition_key_replay_matches_the_rollout(env_id: str, obs_head: int) -
     assert (key[:, 1:][m[:, 1:]].abs().sum(-1) > 0).float().mean() > 0.5
 
 
+def test_bad_architecture_options_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="obs_head=-4"):
+        small_rl2(obs_head=-4)
+    with pytest.raises(ValueError, match="bptt_length=0"):
+        small_rl2(bptt_length=0)
+
+
 def test_obs_head_reads_the_current_observation() -> None:
     algo = small_rl2("metarl/TabularMDP-v0", obs_head=8)
     net = algo.net

@@ -147,6 +147,8 @@ class RL2(Algorithm):
         c = config
         if c.bptt_length is not None and c.bptt_length < 1:
             raise ValueError(f"bptt_length={c.bptt_length} must be >= 1 or None")
+        if c.obs_head < 0:
+            raise ValueError(f"obs_head={c.obs_head} must be >= 0 (units; 0: no head layer)")
         self.env = self.make_env(c.tasks_per_iteration, c.envs_per_task)
         self.net = RecurrentActorCritic(
             self.env.single_observation_space,
