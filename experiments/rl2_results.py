@@ -350,7 +350,7 @@ NOTES = [
     "each pair would explain 0.79, and exponentially decayed counts with factor 0.9 per step "
     "0.37. So the ceiling is forming the conjunction (previous state AND previous action) that "
     "says where a reward belongs: given both halves as separate inputs the GRU still does not "
-    "learn it; given the pair's one-hot it learns the whole table.",
+    "learn it; given the pair's one-hot it learns nearly all of it (0.90-0.98).",
     "- In reinforcement learning (MDP n = 10, seed 1, the preset's 15M steps, all cores): "
     "paper input 123.8 (the table's seed 1); transition key alone 123.5; observation head "
     "(128 units) alone 127.5; both 130.4, with the per-episode return still rising at the last "
