@@ -20,8 +20,10 @@ over the env steps it sampled) and the ratio, then the paper's setting (20 tasks
 iteration's floating-point operations are counted with ``torch.utils.flop_counter``), so the
 table also gives each one's GFLOP/s against the machine's own: a batched product of the
 hidden layer's shape timed in the same run. That bounds the speed-up: the batched loop cannot
-beat the per-task one by more than the loop's distance from that throughput. ``--threads`` sets torch's intra-op threads (1 by default);
-the load average is printed before and after. Both implementations run with
+beat the per-task one by more than the loop's distance from that throughput.
+
+``--threads`` sets torch's intra-op threads (1 by default); the load average is printed before
+and after. Both implementations run with
 ``metarl.runtime.keep_freed_memory`` applied, as ``metarl train`` does (``--malloc-default``
 to compare without).
 """

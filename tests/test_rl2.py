@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -38,6 +39,19 @@ def recording_actor(algo: RL2) -> tuple[object, list[tuple[torch.Tensor | None, 
         return out
 
     return wrapped, seen
+
+
+def replayed_trials(algo: RL2) -> tuple[dict[str, Any], torch.Tensor]:
+    """One rollout of 6 trials, PPO's sequences of it, and the log-probs of the acted actions
+    when the network re-runs those sequences from a zero state (``[seq, time]``)."""
+    algo.env.set_tasks(algo.sample_tasks(6))
+    act, h0 = algo.make_actor(algo.action_generator)
+    traj = rollout(algo.env, act, algo.config.episodes_per_trial)
+    seqs = algo._sequences(traj, h0)
+    with torch.no_grad():
+        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
+        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    return seqs, logp
 
 
 def test_registered_under_rl2() -> None:
@@ -83,13 +97,7 @@ def test_sequence_replay_matches_the_rollout(env_id: str) -> None:
     """PPO re-runs each trial from a zero state and must see what the actor saw: same log-probs
     (discrete and continuous actions), and different ones if the state were reset per episode."""
     algo = small_rl2(env_id, episodes_per_trial=3)
-    algo.env.set_tasks(algo.sample_tasks(6))
-    act, h0 = algo.make_actor(algo.action_generator)
-    traj = rollout(algo.env, act, algo.config.episodes_per_trial)
-    seqs = algo._sequences(traj, h0)
-    with torch.no_grad():
-        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
-        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    seqs, logp = replayed_trials(algo)
     torch.testing.assert_close(logp, seqs["batch"].log_probs, atol=1e-5, rtol=1e-5)
     if env_id == "metarl/Bandit-v0":  # per-episode reset: each pull from zero state
         with torch.no_grad():
@@ -290,13 +298,7 @@ def test_transition_key_replay_matches_the_rollout(env_id: str, obs_head: int) -
     trajectory, across episode boundaries, and must see what the actor saw (with and without
     the observation head, which the step and sequence paths both feed)."""
     algo = small_rl2(env_id, episodes_per_trial=3, transition_key=True, obs_head=obs_head)
-    algo.env.set_tasks(algo.sample_tasks(6))
-    act, h0 = algo.make_actor(algo.action_generator)
-    traj = rollout(algo.env, act, algo.config.episodes_per_trial)
-    seqs = algo._sequences(traj, h0)
-    with torch.no_grad():
-        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
-        logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
+    seqs, logp = replayed_trials(algo)
     m = seqs["batch"].mask
     torch.testing.assert_close(logp[m], seqs["batch"].log_probs[m], atol=1e-5, rtol=1e-5)
     # the key is live: zero only at each trial's first step

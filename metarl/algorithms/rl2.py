@@ -223,13 +223,11 @@ class RL2(Algorithm):
             state: Any,
         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]:
             keyed = self.net.transition_key
-            hidden, prev_obs = (
-                (state if keyed else (state, None)) if state is not None else (None, None)
-            )
-            if hidden is None:
+            if state is None:  # the first step of a trial
                 hidden = self.net.initial_state(obs.shape[0], obs.device)
-            if keyed and prev_obs is None:
-                prev_obs = torch.zeros_like(obs)
+                prev_obs = torch.zeros_like(obs) if keyed else None
+            else:
+                hidden, prev_obs = state if keyed else (state, None)
             if record_every is not None and counter[0] % record_every == 0:
                 recorded.append(hidden)
             counter[0] += 1
