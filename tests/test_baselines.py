@@ -6,6 +6,7 @@ import functools
 import importlib.util
 import math
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from metarl.baselines import (
     BASELINES,
     PSRL,
     UCB1,
+    BayesOptimalBandit,
     EpsilonGreedyBandit,
     GittinsIndex,
     GreedyBandit,
@@ -26,6 +28,7 @@ from metarl.baselines import (
     RandomMDP,
     ThompsonSampling,
     backward_induction,
+    bayes_optimal_value,
     gittins_indices,
     make_baseline,
 )
@@ -198,7 +201,8 @@ def test_thompson_sampling_on_a_deterministic_bandit_converges_to_the_paying_arm
 
 
 def test_bandit_agents_are_seeded_by_the_generator_they_are_given():
-    for agent in (ThompsonSampling(20), GreedyBandit(20), UCB1(20, c=0.3), GittinsIndex(20)):
+    agents = (ThompsonSampling(20), GreedyBandit(20), UCB1(20, c=0.3), GittinsIndex(20))
+    for agent in (*agents, BayesOptimalBandit(6)):
         env, tasks = bandit([[0.2, 0.5, 0.7]] * 50)
         a = agent.adaptation_curve(env, tasks, gen(1)).returns
         b = agent.adaptation_curve(env, tasks, gen(1)).returns
@@ -211,6 +215,136 @@ def test_curve_averages_the_envs_of_each_task():
     curve = RandomBandit(4).adaptation_curve(env, tasks, gen())
     assert curve.returns.tolist() == [[1.0] * 4, [0.0] * 4]
     assert curve.env_steps == 6 * 4
+
+
+# --- the exact Bayes-optimal bandit agent -------------------------------------------------------
+def _likelihood(counts: tuple[tuple[int, int], ...]) -> Fraction:
+    """P(one ordered outcome sequence with these per-arm counts), arms i.i.d. U[0, 1]:
+    prod_i int p^s (1 - p)^f dp = prod_i s! f! / (s + f + 1)!."""
+    out = Fraction(1)
+    for s, f in counts:
+        out *= Fraction(math.factorial(s) * math.factorial(f), math.factorial(s + f + 1))
+    return out
+
+
+def _history_value(num_arms: int, num_pulls: int, policy=None) -> Fraction:
+    """Exact value of the best policy (or of ``policy(counts) -> arm``) by backward induction over
+    per-arm counts in arm order (no symmetry), with outcome probabilities taken as ratios of
+    sequence likelihoods rather than from a posterior-mean formula."""
+
+    @functools.cache
+    def value(counts: tuple[tuple[int, int], ...], left: int) -> Fraction:
+        if left == 0:
+            return Fraction(0)
+        arms = range(num_arms) if policy is None else [policy(counts)]
+        best = None
+        for a in arms:
+            q = Fraction(0)
+            for r in (0, 1):
+                nxt = list(counts)
+                nxt[a] = (counts[a][0] + r, counts[a][1] + 1 - r)
+                nxt = tuple(nxt)
+                q += _likelihood(nxt) / _likelihood(counts) * (r + value(nxt, left - 1))
+            best = q if best is None else max(best, q)
+        return best
+
+    return value(((0, 0),) * num_arms, num_pulls)
+
+
+def _agent_policy(agent, generator):
+    def policy(counts):
+        s = torch.tensor([[float(c[0]) for c in counts]])
+        f = torch.tensor([[float(c[1]) for c in counts]])
+        return int(agent.act(s, f, int(s.sum() + f.sum()), generator)[0])
+
+    return policy
+
+
+def test_bayes_optimal_value_matches_hand_computed_cases():
+    for k in (1, 2, 5, 50):
+        assert bayes_optimal_value(k, 1) == 0.5  # one pull: the prior mean
+    for n in range(1, 9):
+        assert bayes_optimal_value(1, n) == pytest.approx(n / 2, abs=1e-12)  # nothing to learn
+    # k = 2, n = 2: pull an arm (1/2); after a success stay (mean 2/3), after a failure move to
+    # the untried arm (1/2): 1/2 + 1/2 * 2/3 + 1/2 * 1/2 = 13/12.
+    assert bayes_optimal_value(2, 2) == pytest.approx(13 / 12, abs=1e-12)
+
+
+@pytest.mark.parametrize(("num_arms", "num_pulls"), [(2, 3), (2, 6), (3, 4), (3, 5), (4, 4)])
+def test_bayes_optimal_value_matches_a_brute_force_over_ordered_histories(num_arms, num_pulls):
+    exact = _history_value(num_arms, num_pulls)
+    assert abs(bayes_optimal_value(num_arms, num_pulls) - float(exact)) < 1e-12
+
+
+def test_bayes_optimal_value_grows_with_arms_and_pulls_within_the_prophet_bound():
+    v = {(k, n): bayes_optimal_value(k, n) for k in range(1, 10) for n in range(1, 9)}
+    for (k, n), value in v.items():
+        if k < 9:
+            assert v[(k + 1, n)] >= value - 1e-12
+        if n < 8:
+            # One more pull is worth at least the prior mean of whichever arm it goes to.
+            assert v[(k, n + 1)] >= value + 0.5 - 1e-12
+        if k >= n:
+            assert value == v[(n, n)]  # never more than n arms can be tried
+        # Knowing the best arm from the start: n * E[max of k uniforms] = n k / (k + 1).
+        assert value <= n * k / (k + 1) + 1e-12
+    assert v[(2, 8)] > v[(1, 8)] + 0.1
+
+
+@pytest.mark.parametrize(("num_arms", "num_pulls"), [(2, 6), (3, 5)])
+def test_bayes_optimal_agent_plays_the_optimal_policy_exactly(num_arms, num_pulls):
+    # Exact policy evaluation of the agent's choices at every reachable state; every history has
+    # positive probability, so one suboptimal choice anywhere would lower the value.
+    agent = BayesOptimalBandit(num_pulls)
+    played = _history_value(num_arms, num_pulls, _agent_policy(agent, gen()))
+    assert abs(float(played) - bayes_optimal_value(num_arms, num_pulls)) < 1e-12
+    # The check has teeth: greedy on the posterior mean is worse here.
+    greedy = _history_value(num_arms, num_pulls, _agent_policy(GreedyBandit(num_pulls), gen()))
+    assert float(greedy) < float(played) - 1e-3
+
+
+def test_bayes_optimal_agent_breaks_ties_at_random_among_equal_arms():
+    agent = BayesOptimalBandit(5)
+    picks = agent.act(torch.zeros(4000, 4), torch.zeros(4000, 4), 0, gen())
+    assert (torch.bincount(picks, minlength=4) / 4000 - 0.25).abs().max() < 0.03  # se 0.007
+    # Arms 0 and 2 paid once, arms 1 and 3 failed once: only 0 and 2, about equally often.
+    s = torch.tensor([[1.0, 0.0, 1.0, 0.0]]).expand(4000, 4)
+    picks = agent.act(s, 1 - s, 4, gen())
+    counts = torch.bincount(picks, minlength=4)
+    assert counts[1] == 0 and counts[3] == 0 and abs(counts[0].item() / 4000 - 0.5) < 0.03
+
+
+def test_bayes_optimal_agent_scores_its_exact_value_and_no_less_than_gittins():
+    evaluator = Evaluator("metarl/Bandit-v0", num_tasks=4000, env_kwargs={"num_arms": 5})
+    ours = evaluator.curve(BayesOptimalBandit(10), "test").trial_return.double()
+    se = float(ours.std()) / math.sqrt(len(ours))
+    assert abs(float(ours.mean()) - bayes_optimal_value(5, 10)) < 2.58 * se
+    gittins = evaluator.curve(GittinsIndex(10), "test").trial_return.double()  # same tasks
+    diff = ours - gittins
+    assert float(diff.mean()) > -2.58 * float(diff.std()) / math.sqrt(len(diff))
+
+
+def test_bayes_optimal_refuses_too_large_settings_and_other_priors():
+    with pytest.raises(ValueError, match=r"num_pulls=100 .*num_arms=5.*num_pulls <= 23"):
+        bayes_optimal_value(5, 100)
+    with pytest.raises(ValueError, match=r"num_episodes=100 .*num_arms=10"):
+        BayesOptimalBandit(100, num_arms=10)
+    env, tasks = bandit([[0.5] * 5] * 4)
+    with pytest.raises(ValueError, match=r"num_episodes=100 .*num_arms=5"):
+        BayesOptimalBandit(100).adaptation_curve(env, tasks, gen())  # before any pull
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match="num_arms"):
+            bayes_optimal_value(bad, 3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="num_pulls"):
+        bayes_optimal_value(3, 0)
+
+    class OtherPrior:
+        def describe(self):
+            return {"probs": "Beta(2, 2) per arm"}
+
+    env.distribution = OtherPrior()
+    with pytest.raises(ValueError, match=r"U\[0, 1\].*Beta\(2, 2\)"):
+        BayesOptimalBandit(5).adaptation_curve(env, tasks, gen())
 
 
 # --- bandit agents: statistical checks against the paper (Table 1) ------------------------------
@@ -345,6 +479,7 @@ def test_every_baseline_satisfies_the_adaptive_protocol():
         UCB1(1),
         ThompsonSampling(1),
         GittinsIndex(2),
+        BayesOptimalBandit(2),
         RandomMDP(1),
         GreedyMDP(1),
         PSRL(1),
@@ -370,6 +505,10 @@ def test_make_baseline_builds_agents_by_name_for_the_env_family():
     assert isinstance(ucb, UCB1) and ucb.c == 0.2 and ucb.num_episodes == 100
     assert isinstance(make_baseline("random", "metarl/TabularMDP-v0", trial_episodes=3), RandomMDP)
     assert set(BASELINES) >= {"random", "greedy", "eps-greedy", "ucb1", "ts", "gittins", "psrl"}
+    bayes = make_baseline("bayes-optimal", "metarl/Bandit-v0", trial_episodes=10)
+    assert isinstance(bayes, BayesOptimalBandit) and bayes.num_episodes == 10
+    with pytest.raises(ValueError, match="does not run on"):
+        make_baseline("bayes-optimal", "metarl/TabularMDP-v0", trial_episodes=3)
     with pytest.raises(ValueError, match="does not run on"):
         make_baseline("psrl", "metarl/Bandit-v0", trial_episodes=3)
     with pytest.raises(ValueError, match="trial_episodes"):

@@ -2,7 +2,8 @@
 
 Each is an :class:`~metarl.evaluation.Adaptive`: the :class:`~metarl.evaluation.Evaluator` scores
 it like any meta-learner, on the same held-out tasks. ``bandits`` holds the Bernoulli-bandit
-algorithms (random, greedy, eps-greedy, UCB1, Thompson sampling, Gittins index), ``mdps`` the
+algorithms (random, greedy, eps-greedy, UCB1, Thompson sampling, Gittins index, and the exact
+Bayes-optimal agent of the finite trial, which the paper does not have), ``mdps`` the
 tabular-MDP ones (random, greedy, PSRL). All are batched over tasks in torch.
 
 ``make_baseline(name, env_id, trial_episodes=..., **options)`` builds one by name for a registered
@@ -19,11 +20,13 @@ from typing import Any
 from metarl.baselines.bandits import (
     UCB1,
     BanditAgent,
+    BayesOptimalBandit,
     EpsilonGreedyBandit,
     GittinsIndex,
     GreedyBandit,
     RandomBandit,
     ThompsonSampling,
+    bayes_optimal_value,
     gittins_indices,
 )
 from metarl.baselines.mdps import PSRL, GreedyMDP, MDPAgent, RandomMDP, backward_induction
@@ -32,6 +35,7 @@ from metarl.tasks import check_choice
 __all__ = [
     "BASELINES",
     "BanditAgent",
+    "BayesOptimalBandit",
     "EpsilonGreedyBandit",
     "GittinsIndex",
     "GreedyBandit",
@@ -43,6 +47,7 @@ __all__ = [
     "ThompsonSampling",
     "UCB1",
     "backward_induction",
+    "bayes_optimal_value",
     "gittins_indices",
     "make_baseline",
 ]
@@ -55,6 +60,7 @@ BASELINES: dict[str, dict[str, type]] = {
     "ucb1": {"bandit": UCB1},
     "ts": {"bandit": ThompsonSampling},
     "gittins": {"bandit": GittinsIndex},
+    "bayes-optimal": {"bandit": BayesOptimalBandit},
     "psrl": {"tabular_mdp": PSRL},
 }
 

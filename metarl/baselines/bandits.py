@@ -8,6 +8,9 @@ UCB1, Thompson sampling (TS), optimistic TS, eps-greedy and greedy on k-armed Be
   (a Beta(1, 1) pseudo-count), and their hyperparameters (``c``, ``epsilon``) are tuned;
 * TS and the Gittins index are Bayesian and get the true prior, Beta(1, 1).
 
+:class:`BayesOptimalBandit` is not in the paper: the exact Bayes-optimal agent of the n-pull
+trial under the true prior, whose expected score (:func:`bayes_optimal_value`) bounds every agent's.
+
 Every agent keeps per-arm success/failure counts ``[env, arm]`` and decides for all environments
 with one tensor operation per pull; randomness comes only from the generator it is given. Each
 implements :class:`metarl.evaluation.Adaptive`: a trial of ``num_episodes`` one-pull episodes per
@@ -35,6 +38,9 @@ __all__ = [
     "ThompsonSampling",
     "GittinsIndex",
     "gittins_indices",
+    "BayesOptimalBandit",
+    "bayes_optimal_value",
+    "MAX_BAYES_STATES",
     "best_action",
     "random_argmax",
     "sample_beta",
@@ -348,3 +354,193 @@ class GittinsIndex(BanditAgent):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_episodes={self.num_episodes}, discount={self.discount})"
+
+
+# --- exact finite-horizon Bayes-optimal agent ---------------------------------------------------
+#: The most posterior states the exact dynamic programme may visit (each about 0.2 kB and 10 µs).
+MAX_BAYES_STATES = 1_000_000
+
+_Arm = tuple[int, int]  # (successes, failures) of one arm
+_State = tuple[_Arm, ...]  # the pulled arms' counts, sorted; untried arms are left out
+
+
+def _count_states(max_arms: int, num_pulls: int) -> float:
+    """How many posterior states the DP stores: multisets of at most ``max_arms`` pulled arms'
+    ``(s, f)`` with at most ``num_pulls - 1`` pulls in all (a decision is still to be made).
+    Exact up to ``MAX_BAYES_STATES``; above it, possibly only a lower bound.
+
+    Counted with the generating function ``prod_w (1 - y x^w)^-(w + 1)`` (``w + 1`` kinds of arm
+    pulled ``w`` times, ``y`` counting arms), in float64: exact below 2^53, which is all a
+    comparison with ``MAX_BAYES_STATES`` needs.
+    """
+    top = num_pulls - 1  # the most pulls behind a state that still has a decision
+    single = num_pulls * (num_pulls + 1) / 2  # the states with at most one pulled arm
+    if max_arms == 1 or single > MAX_BAYES_STATES:
+        return single  # exact, or a lower bound that already says "too large"
+    count = 0.0
+    # At most two arms first: a cheap lower bound that stops huge num_pulls before the full table.
+    for parts in (2, max_arms) if max_arms > 2 else (2,):
+        c = torch.zeros(parts + 1, top + 1, dtype=torch.float64)  # [arms, pulls]
+        c[0, 0] = 1.0
+        for w in range(1, top + 1):
+            new = c.clone()
+            coef = 1.0
+            for j in range(1, min(parts, top // w) + 1):
+                coef *= (w + j) / j  # C(w + j, j): multisets of j arms among w + 1 kinds
+                new[j:, w * j :] += coef * c[:-j, : top + 1 - w * j]
+            c = new
+        count = float(c.sum())
+        if count > MAX_BAYES_STATES:
+            break
+    return count
+
+
+def _check_dp_size(num_arms: int, num_pulls: int, field: str) -> None:
+    max_arms = min(num_arms, num_pulls)
+    states = _count_states(max_arms, num_pulls)
+    if states <= MAX_BAYES_STATES:
+        return
+    largest = 1
+    while _count_states(min(num_arms, largest + 1), largest + 1) <= MAX_BAYES_STATES:
+        largest += 1
+    raise ValueError(
+        f"{field}={num_pulls} (pulls per trial) with num_arms={num_arms} is too large for the "
+        f"exact Bayes-optimal DP: it has at least {states:.3g} posterior states and at most "
+        f"{MAX_BAYES_STATES:,} are allowed, i.e. {field} <= {largest} for num_arms={num_arms}"
+    )
+
+
+def _check_int(name: str, value: object, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name}={value!r} must be an int >= {low}")
+    return value
+
+
+class _BayesOptimalDP:
+    """Exact values of a ``num_arms``-armed Bernoulli bandit with ``num_pulls`` pulls left at the
+    empty state, under independent Beta(1, 1) priors.
+
+    Arms with equal counts are interchangeable, so a state is the sorted tuple of the pulled arms'
+    ``(successes, failures)``; the untried arms are ``num_arms`` minus its length and the pulls
+    left ``num_pulls`` minus its total. ``num_arms`` is capped at ``num_pulls``: whenever a pull
+    remains an untried arm remains too, so more arms change nothing.
+    """
+
+    def __init__(self, num_arms: int, num_pulls: int):
+        self.num_arms = min(num_arms, num_pulls)
+        self.num_pulls = num_pulls
+        self._value: dict[_State, float] = {}
+
+    def q_values(self, state: _State) -> dict[_Arm, float]:
+        """Expected reward still to come after pulling one arm of each kind: ``{(s, f): Q}``,
+        with ``(0, 0)`` for an untried arm when there is one."""
+        left = self.num_pulls - sum(s + f for s, f in state)
+        if left < 1:
+            raise ValueError(f"state {state} has no pull left of {self.num_pulls}")
+        kinds = set(state)
+        if len(state) < self.num_arms:
+            kinds.add((0, 0))
+        q = {}
+        for s, f in kinds:
+            p = (s + 1) / (s + f + 2)  # posterior mean of Beta(1 + s, 1 + f)
+            if left == 1:
+                q[(s, f)] = p
+                continue
+            rest = list(state)
+            if s + f:
+                rest.remove((s, f))
+            win = tuple(sorted([*rest, (s + 1, f)]))
+            lose = tuple(sorted([*rest, (s, f + 1)]))
+            q[(s, f)] = p * (1.0 + self.value(win)) + (1.0 - p) * self.value(lose)
+        return q
+
+    def value(self, state: _State = ()) -> float:
+        """Expected reward still to come when playing Bayes-optimally from ``state``."""
+        v = self._value.get(state)
+        if v is None:
+            v = max(self.q_values(state).values())
+            self._value[state] = v
+        return v
+
+
+@lru_cache(maxsize=4)
+def _bayes_dp(num_arms: int, num_pulls: int) -> _BayesOptimalDP:
+    return _BayesOptimalDP(num_arms, num_pulls)
+
+
+def bayes_optimal_value(num_arms: int, num_pulls: int) -> float:
+    """The Bayes-optimal expected total reward of ``num_pulls`` pulls on ``num_arms`` Bernoulli arms
+    with ``p_i ~ U[0, 1]`` (Beta(1, 1)) independently: the most any agent can score in expectation
+    over the prior.
+
+    Exact (float64) backward induction over the posterior states, memoized; see
+    :class:`BayesOptimalBandit`. Refuses settings with more than ``MAX_BAYES_STATES`` states.
+    """
+    _check_int("num_arms", num_arms, 1)
+    _check_int("num_pulls", num_pulls, 1)
+    _check_dp_size(num_arms, num_pulls, "num_pulls")
+    return _bayes_dp(min(num_arms, num_pulls), num_pulls).value()
+
+
+class BayesOptimalBandit(BanditAgent):
+    """The exact Bayes-optimal agent of the finite-horizon trial (Bellman 1956), prior Beta(1, 1).
+
+    Each pull takes an arm of largest Q-value, ``Q = p (1 + V(after a success)) + (1 - p) V(after
+    a failure)`` with ``p = (s + 1) / (s + f + 2)``, from a dynamic programme over the posterior
+    states up to arm permutation (:func:`bayes_optimal_value`). Its expected trial return over
+    the prior is :func:`bayes_optimal_value`, the ceiling of every agent; on a given task it
+    need not be the best. Ties (Q-values within 1e-12) are broken at random. The state space
+    grows fast with the trial length: n = 10 takes well under a second for any k, while a
+    setting with more than ``MAX_BAYES_STATES`` states is refused when the arms are known (at
+    the first pull, or at construction if ``num_arms`` is given).
+    """
+
+    name = "Bayes-optimal"
+    #: The arm prior this agent assumes, as ``BanditTasks.describe()["probs"]`` words it.
+    PRIOR = "U[0, 1] per arm"
+
+    def __init__(self, num_episodes: int, num_arms: int | None = None):
+        super().__init__(num_episodes)
+        if num_arms is not None:
+            _check_int("num_arms", num_arms, 1)
+            _check_dp_size(num_arms, num_episodes, "num_episodes")
+        self.num_arms = num_arms
+
+    def _dp(self, num_arms: int) -> _BayesOptimalDP:
+        _check_dp_size(num_arms, self.num_episodes, "num_episodes")
+        return _bayes_dp(min(num_arms, self.num_episodes), self.num_episodes)
+
+    def adaptation_curve(
+        self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
+    ) -> AdaptationCurve:
+        describe = getattr(getattr(env, "distribution", None), "describe", None)
+        prior = describe().get("probs", self.PRIOR) if describe is not None else self.PRIOR
+        if prior != self.PRIOR:
+            raise ValueError(
+                f"{type(self).__name__} assumes arm probabilities {self.PRIOR} (Beta(1, 1)); "
+                f"the env draws them from {prior!r}"
+            )
+        self._dp(int(env.single_action_space.n))  # type: ignore[attr-defined]  # size check
+        return super().adaptation_curve(env, tasks, generator)
+
+    def act(
+        self, successes: torch.Tensor, failures: torch.Tensor, t: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        dp = self._dp(successes.shape[-1])
+        seen: dict[_State, dict[_Arm, float]] = {}  # many envs share a state early in a trial
+        rows = []
+        for s_row, f_row in zip(successes.long().tolist(), failures.long().tolist(), strict=True):
+            arms = list(zip(s_row, f_row, strict=True))
+            state = tuple(sorted(a for a in arms if a != (0, 0)))
+            q = seen.get(state)
+            if q is None:
+                q = seen[state] = dp.q_values(state)
+            rows.append([q[a] for a in arms])
+        values = torch.tensor(rows, dtype=torch.float64)  # [env, arm]
+        # Arms of one kind have bit-equal Q; snap rounding-level differences to ties as well.
+        best = values.max(dim=-1, keepdim=True).values
+        values = torch.where(values >= best - 1e-12, best, values)
+        return random_argmax(values, generator).to(successes.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(num_episodes={self.num_episodes})"
