@@ -268,6 +268,11 @@ class RecurrentActorCritic(nn.Module):
     With ``obs_head > 0`` a ReLU layer of that many units, fed with the GRU's output and the
     current observation, sits between the GRU and the two heads, so reading out what the memory
     holds about the current state need not happen inside the GRU.
+
+    With ``reward_head`` (discrete actions) a linear head on the same features predicts, for every
+    action, the reward of taking it now (:meth:`predict_rewards`). RL² can train it on the rewards
+    the agent received (``RL2Config.reward_aux_coef``): a self-supervised signal that asks the
+    memory for exactly what a tabular learner keeps, the reward of each action in this state.
     """
 
     def __init__(
@@ -278,9 +283,15 @@ class RecurrentActorCritic(nn.Module):
         init_std: float = 1.0,
         transition_key: bool = False,
         obs_head: int = 0,
+        reward_head: bool = False,
     ):
         super().__init__()
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if reward_head and not self.discrete:
+            raise ValueError(
+                f"reward_head=True predicts one reward per action and needs a Discrete action "
+                f"space; the action space is {action_space}"
+            )
         self.obs_dim = space_dim(observation_space)
         self.act_dim = space_dim(action_space)
         self.hidden_size = hidden_size
@@ -296,6 +307,7 @@ class RecurrentActorCritic(nn.Module):
         features = obs_head or hidden_size
         self.pi = nn.Linear(features, self.act_dim)
         self.v = nn.Linear(features, 1)
+        self.reward_head = nn.Linear(features, self.act_dim) if reward_head else None
         # Small policy-head init keeps the first trials close to uniform (as in CleanRL's PPO).
         nn.init.orthogonal_(self.pi.weight, 0.01)
         nn.init.zeros_(self.pi.bias)
@@ -337,11 +349,15 @@ class RecurrentActorCritic(nn.Module):
             parts += [key, r * key]
         return torch.cat(parts, dim=-1)
 
-    def _heads(
-        self, features: torch.Tensor, inputs: torch.Tensor
-    ) -> tuple[Distribution, torch.Tensor]:
-        if self.obs_head is not None:  # the observation is the first obs_dim inputs
-            features = self.obs_head(torch.cat([features, inputs[..., : self.obs_dim]], -1))
+    def features(self, gru_out: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """What the heads read: the GRU output, through the observation head if there is one."""
+        if self.obs_head is None:
+            return gru_out
+        # The observation is the first obs_dim inputs.
+        return self.obs_head(torch.cat([gru_out, inputs[..., : self.obs_dim]], -1))
+
+    def heads(self, features: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        """(action distribution, value) from :meth:`features`."""
         out = self.pi(features)
         if self.discrete:
             dist: Distribution = Categorical(logits=out)
@@ -350,24 +366,33 @@ class RecurrentActorCritic(nn.Module):
             dist = Independent(Normal(out, self.log_std.exp().expand_as(out)), 1)
         return dist, self.v(features).squeeze(-1)
 
+    def predict_rewards(self, features: torch.Tensor) -> torch.Tensor:
+        """``[..., num_actions]``: the predicted reward of each action (needs ``reward_head``)."""
+        if self.reward_head is None:
+            raise ValueError("predict_rewards needs a network built with reward_head=True")
+        return self.reward_head(features)
+
     def step(
         self, inputs: torch.Tensor, hidden: torch.Tensor
     ) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
         """One step for a batch: ``inputs [B, in]``, ``hidden [B, H]`` -> (dist, value [B], hidden)."""
         out, h = self.gru(inputs.unsqueeze(0), hidden.unsqueeze(0))
-        dist, value = self._heads(out[0], inputs)
+        dist, value = self.heads(self.features(out[0], inputs))
         return dist, value, h[0]
 
     def sequence(
         self, inputs: torch.Tensor, hidden: torch.Tensor | None = None
-    ) -> tuple[Distribution, torch.Tensor]:
-        """Whole trials at once: ``inputs [T, B, in]`` from a fresh (or given) state.
+    ) -> tuple[Distribution, torch.Tensor, torch.Tensor]:
+        """Whole trials at once: ``inputs [T, B, in]`` from a fresh (or given) state ->
+        (dist, value ``[T, B]``, features ``[T, B, F]``).
 
         Equals calling :meth:`step` T times; used by PPO to recompute log-probs over sequences.
         """
         h0 = None if hidden is None else hidden.unsqueeze(0)
         out, _ = self.gru(inputs, h0)
-        return self._heads(out, inputs)
+        features = self.features(out, inputs)
+        dist, value = self.heads(features)
+        return dist, value, features
 
     @staticmethod
     def reset_at(hidden: torch.Tensor, trial_start: torch.Tensor) -> torch.Tensor:

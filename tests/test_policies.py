@@ -84,7 +84,7 @@ def test_gru_state_carries_across_episodes_within_a_trial():
         traj.obs, traj.shifted(traj.actions), traj.shifted(traj.rewards), traj.shifted(traj.dones)
     )  # [task, env, time, in]
     seq = inputs.flatten(0, 1).transpose(0, 1)  # [time, task*env, in]
-    dist, _ = net.sequence(seq)
+    dist, _, _ = net.sequence(seq)
     actions = traj.actions.flatten(0, 1).transpose(0, 1)
     recomputed = dist.log_prob(actions).transpose(0, 1).reshape(traj.log_probs.shape)
     assert torch.allclose(recomputed, traj.log_probs, atol=1e-5)

@@ -49,7 +49,7 @@ def replayed_trials(algo: RL2) -> tuple[dict[str, Any], torch.Tensor]:
     traj = rollout(algo.env, act, algo.config.episodes_per_trial)
     seqs = algo._sequences(traj, h0)
     with torch.no_grad():
-        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
+        dist, _, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1))
         logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
     return seqs, logp
 
@@ -102,7 +102,7 @@ def test_sequence_replay_matches_the_rollout(env_id: str) -> None:
     if env_id == "metarl/Bandit-v0":  # per-episode reset: each pull from zero state
         with torch.no_grad():
             x = seqs["inputs"].transpose(0, 1)  # [time, seq, in]
-            dist1, _ = algo.net.sequence(x.reshape(1, -1, x.shape[-1]))
+            dist1, _, _ = algo.net.sequence(x.reshape(1, -1, x.shape[-1]))
             logp_reset = dist1.log_prob(seqs["actions"].transpose(0, 1).reshape(1, -1))
         assert not torch.allclose(logp_reset.reshape(logp.T.shape).T, logp, atol=1e-4)
 
@@ -130,7 +130,7 @@ def test_truncated_bptt_chunks_start_from_the_behaviour_state() -> None:
     assert seqs["inputs"].shape[:2] == (6 * 3, 7)
     assert seqs["h0"].shape == (18, 16)
     with torch.no_grad():
-        dist, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1), seqs["h0"])
+        dist, _, _ = algo.net.sequence(seqs["inputs"].transpose(0, 1), seqs["h0"])
         logp = dist.log_prob(seqs["actions"].transpose(0, 1)).T
     m = seqs["batch"].mask
     assert int(m.sum()) == 6 * 20  # the padding is masked out
@@ -312,6 +312,10 @@ def test_bad_architecture_options_are_refused_by_name() -> None:
         small_rl2(obs_head=-4)
     with pytest.raises(ValueError, match="bptt_length=0"):
         small_rl2(bptt_length=0)
+    with pytest.raises(ValueError, match="reward_aux_coef=-0.5"):
+        small_rl2(reward_aux_coef=-0.5)
+    with pytest.raises(ValueError, match="reward_head=True .* Discrete"):
+        small_rl2("metarl/PointNav-v0", reward_aux_coef=1.0)
 
 
 def test_obs_head_reads_the_current_observation() -> None:
@@ -324,8 +328,54 @@ def test_obs_head_reads_the_current_observation() -> None:
     other = inputs.clone()
     other[:, 0], other[:, 1] = 0.0, 1.0  # same GRU output, another current state
     with torch.no_grad():
-        _, v1 = net._heads(features, inputs)
-        _, v2 = net._heads(features, other)
-        _, v3 = net._heads(features, inputs + torch.eye(net.input_dim)[-1])  # a non-obs input
+        _, v1 = net.heads(net.features(features, inputs))
+        _, v2 = net.heads(net.features(features, other))
+        non_obs = inputs + torch.eye(net.input_dim)[-1]  # a non-observation input
+        _, v3 = net.heads(net.features(features, non_obs))
     assert not torch.allclose(v1, v2)
     torch.testing.assert_close(v1, v3)
+
+
+def test_reward_prediction_loss_scores_the_action_taken() -> None:
+    """With a constant prediction per action, the loss is the squared error of the taken
+    action's constant against the reward received, averaged over the unmasked steps only."""
+    algo = small_rl2("metarl/TabularMDP-v0", reward_aux_coef=1.0)
+    head = algo.net.reward_head
+    assert head is not None
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.arange(head.out_features, dtype=torch.float32))
+    features = torch.randn(4, 3, head.in_features)  # [time, seq, F]
+    actions = torch.randint(0, head.out_features, (4, 3))
+    rewards = torch.randn(4, 3)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mask[3, 0] = False
+    loss = algo.reward_prediction_loss(features, actions, rewards, mask)
+    expected = ((actions.float() - rewards) ** 2)[mask].mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_reward_aux_loss_trains_the_head_and_reaches_the_memory() -> None:
+    """Only the auxiliary loss reaches the reward head, so its weights move iff the loss is in
+    PPO's objective; its gradient must also reach the GRU (the memory it is there to shape).
+    Off (the default), the network has no reward head: the paper's agent is unchanged."""
+    assert small_rl2("metarl/TabularMDP-v0").net.reward_head is None
+    algo = small_rl2("metarl/TabularMDP-v0", reward_aux_coef=1.0)
+    head = algo.net.reward_head
+    assert head is not None
+    before = head.weight.detach().clone()
+    metrics = algo.train_step()
+    assert metrics["loss/aux"] > 0
+    assert not torch.allclose(head.weight, before)
+
+    seqs, _ = replayed_trials(algo)
+    x = seqs["inputs"].transpose(0, 1)
+    _, _, features = algo.net.sequence(x)
+    loss = algo.reward_prediction_loss(
+        features, seqs["actions"].T, seqs["rewards"].T, seqs["batch"].mask.T
+    )
+    grads = torch.autograd.grad(
+        loss, [algo.net.gru.weight_hh_l0, algo.net.pi.weight], allow_unused=True
+    )
+    assert grads[0] is not None and grads[0].abs().sum() > 0  # the memory is trained by it
+    assert grads[1] is None  # the policy head is not

@@ -77,8 +77,10 @@ def explained_variance(
     return 1 - (y - p).var() / var if var > 0 else torch.zeros((), device=y.device)
 
 
-# evaluate(sequence_indices) -> (log_prob, entropy, value), each [len(indices), time]
-Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+# evaluate(sequence_indices) -> (log_prob, entropy, value), each [len(indices), time], optionally
+# followed by an auxiliary loss (a scalar, already weighted) that is added to the minibatch's loss
+# and reported as "loss/aux".
+Evaluate = Callable[[torch.Tensor], tuple[torch.Tensor, ...]]
 
 
 def ppo_update(
@@ -94,7 +96,7 @@ def ppo_update(
     n = batch.num_sequences
     mb_size = max(1, n // cfg.num_minibatches)
     stats: dict[str, list[torch.Tensor]] = {
-        k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac")
+        k: [] for k in ("policy", "value", "entropy", "approx_kl", "clipfrac", "aux")
     }
     epochs_run = 0
     for _ in range(cfg.epochs):
@@ -103,7 +105,12 @@ def ppo_update(
         for start in range(0, n, mb_size):
             idx = order[start : start + mb_size]
             mask = batch.mask[idx]
-            new_logp, entropy, value = evaluate(idx)
+            new_logp, entropy, value, *aux = evaluate(idx)
+            if len(aux) > 1:
+                raise ValueError(
+                    f"evaluate returned {3 + len(aux)} values; expected (log_prob, entropy, "
+                    f"value) and at most one auxiliary loss"
+                )
             adv = batch.advantages[idx]
             if cfg.normalize_advantages:
                 mu = masked_mean(adv, mask)
@@ -126,6 +133,9 @@ def ppo_update(
                 v_loss = 0.5 * masked_mean((value - ret) ** 2, mask)
             ent = masked_mean(entropy, mask)
             loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent
+            if aux:
+                loss = loss + aux[0]
+                stats["aux"].append(aux[0].detach())
 
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -136,15 +146,21 @@ def ppo_update(
                 # k3 estimator of KL(old || new) (Schulman, "Approximating KL divergence", 2020).
                 approx_kl = masked_mean((ratio - 1) - log_ratio, mask)
                 clipfrac = masked_mean(((ratio - 1).abs() > cfg.clip_coef).float(), mask)
-            for k, v in zip(stats, (pg_loss, v_loss, ent, approx_kl, clipfrac), strict=True):
+            for k, v in zip(
+                ("policy", "value", "entropy", "approx_kl", "clipfrac"),
+                (pg_loss, v_loss, ent, approx_kl, clipfrac),
+                strict=True,
+            ):
                 stats[k].append(v.detach())
             kl_epoch.append(approx_kl)
         epochs_run += 1
         if cfg.target_kl is not None and torch.stack(kl_epoch).mean() > cfg.target_kl:
             break
 
-    means = {k: float(torch.stack(v).mean()) for k, v in stats.items()}
+    means = {k: float(torch.stack(v).mean()) for k, v in stats.items() if v}
+    extra = {"loss/aux": means["aux"]} if "aux" in means else {}
     return {
+        **extra,
         "loss/policy": means["policy"],
         "loss/value": means["value"],
         "loss/entropy": means["entropy"],

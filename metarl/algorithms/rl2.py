@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from metarl.algorithms.base import Algorithm
-from metarl.algorithms.ppo import PPOBatch, PPOConfig, ppo_update
+from metarl.algorithms.ppo import PPOBatch, PPOConfig, masked_mean, ppo_update
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
 from metarl.policies import RecurrentActorCritic, sample_action
@@ -87,6 +87,13 @@ class RL2Config:
     obs_head: int = 0
     """Units of a ReLU layer over [GRU output, current observation] under the policy and value
     heads (0: the heads read the GRU output directly, as in the paper)."""
+    reward_aux_coef: float = 0.0
+    """Weight of an auxiliary loss (0: off, the paper's agent): a linear head on the policy's
+    features predicts the reward of each action, trained by squared error on the reward each
+    action taken received (discrete actions only). The best prediction is the posterior mean of
+    that reward given the trial so far, so the loss teaches the memory to keep the reward
+    estimates a tabular learner keeps, with a supervised signal instead of through the policy
+    gradient alone (experiments/results/rl2.md)."""
     ppo: PPOConfig = field(default_factory=_rl2_ppo)
     """The PPO update over trial sequences."""
 
@@ -149,6 +156,10 @@ class RL2(Algorithm):
             raise ValueError(f"bptt_length={c.bptt_length} must be >= 1 or None")
         if c.obs_head < 0:
             raise ValueError(f"obs_head={c.obs_head} must be >= 0 (units; 0: no head layer)")
+        if not (isinstance(c.reward_aux_coef, (int, float)) and c.reward_aux_coef >= 0):
+            raise ValueError(
+                f"reward_aux_coef={c.reward_aux_coef!r} must be a number >= 0 (0: off)"
+            )
         self.env = self.make_env(c.tasks_per_iteration, c.envs_per_task)
         self.net = RecurrentActorCritic(
             self.env.single_observation_space,
@@ -157,6 +168,7 @@ class RL2(Algorithm):
             c.init_std,
             c.transition_key,
             c.obs_head,
+            reward_head=c.reward_aux_coef > 0,
         ).to(self.device)
         self.value_norm = ReturnNormalizer().to(self.device)
         self._action_scale = self._action_normalizer(self.env.single_action_space)
@@ -251,13 +263,18 @@ class RL2(Algorithm):
             traj = rollout(self.env, act, c.episodes_per_trial)  # [task, env, time]
         seqs = self._sequences(traj, h0)
 
-        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
             x = seqs["inputs"][idx].transpose(0, 1)  # [time, seq, in]
             h = None if seqs["h0"] is None else seqs["h0"][idx]
-            dist, value = self.net.sequence(x, h)  # over [time, seq]
+            dist, value, features = self.net.sequence(x, h)  # over [time, seq]
             act = seqs["actions"][idx].transpose(0, 1)
             logp, ent = dist.log_prob(act), dist.entropy()
-            return logp.T, ent.T, value.T
+            if not c.reward_aux_coef:
+                return logp.T, ent.T, value.T
+            aux = self.reward_prediction_loss(
+                features, act, seqs["rewards"][idx].T, seqs["batch"].mask[idx].T
+            )
+            return logp.T, ent.T, value.T, c.reward_aux_coef * aux
 
         ppo_cfg = c.ppo
         if c.lr_anneal_steps:
@@ -276,6 +293,19 @@ class RL2(Algorithm):
         self.env_steps += steps
         self.iteration += 1
         return {**metrics, **self._return_metrics(traj), "env_steps": float(steps)}
+
+    def reward_prediction_loss(
+        self,
+        features: torch.Tensor,
+        actions: torch.Tensor,
+        rewards: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean squared error of the predicted reward of each action taken, over unmasked
+        steps (every tensor ``[time, seq, ...]``)."""
+        pred = self.net.predict_rewards(features)  # [time, seq, action]
+        taken = pred.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return masked_mean((taken - rewards.to(taken.dtype)) ** 2, mask)
 
     def _sequences(self, traj: Trajectory, h0: list[torch.Tensor]) -> dict[str, Any]:
         """PPO data as ``[sequence, time]``: one sequence per trial (or per BPTT chunk)."""
@@ -298,6 +328,7 @@ class RL2(Algorithm):
         flat = {
             "inputs": inputs,
             "actions": traj.actions,
+            "rewards": rewards,
             "log_probs": traj.log_probs,
             "adv": adv,
             "returns": returns / scale,
@@ -326,7 +357,13 @@ class RL2(Algorithm):
             values=flat["values"],
             mask=flat["mask"],
         )
-        return {"inputs": flat["inputs"], "actions": flat["actions"], "h0": h, "batch": batch}
+        return {
+            "inputs": flat["inputs"],
+            "actions": flat["actions"],
+            "rewards": flat["rewards"],
+            "h0": h,
+            "batch": batch,
+        }
 
     def _return_metrics(self, traj: Trajectory) -> dict[str, float]:
         """Mean return per episode index of the trial (all of them up to 20 episodes, else 10
