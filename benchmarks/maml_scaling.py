@@ -14,9 +14,11 @@ Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/
   backward passes of the outer gradient and of each curvature product then run once over all
   tasks' graphs, as pytorch-maml-rl's do.
 
-It prints the seconds per meta-iteration, the time per environment step (the iteration's time
-over the env steps it sampled) and the ratio, then the paper's setting (20 tasks x 20 episodes x
-100 steps) for the batched loop alone. Both implementations do the same matrix arithmetic (one
+The two are built side by side and timed in alternation, one iteration each in turn, so a
+drift of the machine falls on both alike. It prints the median seconds per meta-iteration, the
+time per environment step (the iteration's time over the env steps it sampled), the median of
+the per-pair time ratios (the speed-up) with their range, then the paper's setting (20 tasks x
+20 episodes x 100 steps) for the batched loop alone. Both implementations do the same matrix arithmetic (one
 iteration's floating-point operations are counted with ``torch.utils.flop_counter``), so the
 table also gives each one's GFLOP/s against the machine's own: a batched product of the
 hidden layer's shape timed in the same run. That bounds the speed-up: the batched loop cannot
@@ -151,6 +153,34 @@ def time_iterations(
     return statistics.median(times), statistics.fmean(steps), iteration_flops(algo)
 
 
+def time_side_by_side(
+    tasks: int, episodes: int, repeats: int, warmup: int
+) -> tuple[list[tuple[float, float, float]], list[float]]:
+    """Both implementations built side by side and timed in alternation (batched, per-task,
+    batched, ...), so a drift of the machine (other load, clock, memory) falls on both alike.
+
+    Returns, per implementation, (median seconds per meta-iteration, env steps per iteration,
+    floating-point operations of one more iteration), and the per-task / batched time ratio of
+    each of the ``repeats`` pairs of consecutive iterations.
+    """
+    cfg = MAMLConfig(meta_batch_size=tasks, episodes_per_task=episodes)
+    algos = [MAMLTRPO(ENV, cfg, seed=1), PerTaskMAML(ENV, cfg, seed=1)]
+    times: list[list[float]] = [[], []]
+    steps: list[list[float]] = [[], []]
+    for i in range(warmup + repeats):
+        for j, algo in enumerate(algos):
+            t = time.perf_counter()
+            m = algo.train_step()
+            if i >= warmup:
+                times[j].append(time.perf_counter() - t)
+                steps[j].append(m["env_steps"])
+    stats = [
+        (statistics.median(t), statistics.fmean(s), iteration_flops(a))
+        for t, s, a in zip(times, steps, algos, strict=True)
+    ]
+    return stats, [loop / batched for batched, loop in zip(*times, strict=True)]
+
+
 def iteration_flops(algo: MAMLTRPO) -> float:
     """Floating-point operations of one meta-iteration (matrix products, which are nearly all
     of them; forward and every backward pass included)."""
@@ -202,17 +232,20 @@ def main() -> None:
     header = (
         f"{'tasks':>5} | {'GFLOP/iter':>10} | {'batched s/iter':>14} | {'us/env step':>11} | "
         f"{'GFLOP/s':>7} | {'per-task s/iter':>15} | {'us/env step':>11} | {'GFLOP/s':>7} | "
-        f"{'speed-up':>8}"
+        f"{'speed-up':>8} | {'pair range':>11}"
     )
     print(header)
     print("-" * len(header))
     for n in args.tasks:
-        tb, sb, fb = time_iterations(MAMLTRPO, n, args.episodes, args.repeats, args.warmup)
-        tl, sl, fl = time_iterations(PerTaskMAML, n, args.episodes, args.repeats, args.warmup)
+        ((tb, sb, fb), (tl, sl, fl)), ratios = time_side_by_side(
+            n, args.episodes, args.repeats, args.warmup
+        )
         flops = f"{fb / 1e9:.1f}" if abs(fb - fl) <= 1e-3 * fb else f"{fb / 1e9:.1f}/{fl / 1e9:.1f}"
+        spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
         print(
             f"{n:>5} | {flops:>10} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {fb / tb / 1e9:>7.1f} | "
-            f"{tl:>15.3f} | {1e6 * tl / sl:>11.2f} | {fl / tl / 1e9:>7.1f} | {tl / tb:>7.1f}x",
+            f"{tl:>15.3f} | {1e6 * tl / sl:>11.2f} | {fl / tl / 1e9:>7.1f} | "
+            f"{statistics.median(ratios):>7.1f}x | {spread:>11}",
             flush=True,
         )
     hidden = MAMLConfig().hidden[-1]
