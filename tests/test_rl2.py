@@ -167,6 +167,32 @@ def test_ppo_minibatches_keep_each_sequence_whole() -> None:
         assert sorted(seen.tolist()) == list(range(n))  # a partition of the sequences
 
 
+def test_ppo_adds_an_auxiliary_loss_and_refuses_two() -> None:
+    """A fourth value from evaluate joins the minibatch loss (here it is the only term with a
+    gradient, so the parameter moves iff it is added) and is reported; a fifth is refused."""
+    n, t = 4, 3
+    param = torch.nn.Parameter(torch.zeros(()))
+    zeros = torch.zeros(n, t)
+
+    def evaluate(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = zeros[: len(idx)]
+        return out, out, out, (param - 1.0) ** 2
+
+    batch = PPOBatch(
+        *(torch.zeros(n, t) for _ in range(4)), mask=torch.ones(n, t, dtype=torch.bool)
+    )
+    cfg = PPOConfig(epochs=1, num_minibatches=1, max_grad_norm=10.0)
+    metrics = ppo_update(evaluate, batch, [param], torch.optim.SGD([param], lr=0.25), cfg)
+    assert metrics["loss/aux"] == 1.0  # before the step
+    assert float(param.detach()) == 0.5  # 0 - 0.25 * d/dp (p - 1)^2 at 0
+
+    def five(idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (*evaluate(idx), param * 0)
+
+    with pytest.raises(ValueError, match="evaluate returned 5 values"):
+        ppo_update(five, batch, [param], torch.optim.SGD([param], lr=0.0), cfg)
+
+
 def test_train_step_feeds_ppo_whole_trials() -> None:
     algo = small_rl2(episodes_per_trial=5)
     shapes: list[tuple[int, ...]] = []
