@@ -33,18 +33,24 @@ from functools import cache
 from pathlib import Path
 
 import torch
-from rl2_results import BASELINE_CACHE, PAPER_BANDIT_RL2, ROOT, finished_runs, presets
+from rl2_results import (
+    BASELINE_CACHE,
+    PAPER_BANDIT_RL2,
+    ROOT,
+    finished_runs,
+    presets,
+    tuned_ucb1_c,
+)
 
 from metarl.baselines import UCB1, BayesOptimalBandit, GittinsIndex, bayes_optimal_value
 from metarl.baselines.bandits import gittins_indices
 from metarl.config import RunConfig
-from metarl.evaluation import Evaluator
+from metarl.evaluation import EvalResult, Evaluator
 from metarl.registry import make_batched_env
 
 NUM_PULLS = 10
 ARMS = (5, 10, 50)
 REPEATS = 20  # trials per test task to estimate the Bayes-optimal agent's mean on those tasks
-UCB_C_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)  # as rl2_results.py
 
 Index = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (successes, failures) [1, arm]
 
@@ -113,30 +119,19 @@ def mean_on_tasks(test: Evaluator, repeats: int = REPEATS) -> tuple[float, float
     return float(trial.mean()), mc_se
 
 
-def tuned_c(cfg: RunConfig) -> float:
-    """UCB1's c tuned on 1000 train tasks, as ``rl2_results.best_baseline`` does."""
-    train = Evaluator(cfg.env, ("train",), 1000, cfg.eval.seed, env_kwargs=cfg.env_kwargs)
-    scores = {
-        c: train.evaluate(UCB1(NUM_PULLS, c=c))["train"].trial_return_mean for c in UCB_C_GRID
-    }
-    return max(scores, key=lambda v: scores[v])
-
-
 def cell(name: str, cfg: RunConfig, k: int) -> dict:
     e = cfg.eval
     test = Evaluator(cfg.env, ("test",), e.num_tasks, e.seed, env_kwargs=cfg.env_kwargs)
-    c = tuned_c(cfg)
+    c = tuned_ucb1_c(cfg, NUM_PULLS)
+    bayes = test.curve(BayesOptimalBandit(NUM_PULLS), "test")
     scores = {
-        label: test.evaluate(agent)["test"]
-        for label, agent in (
-            ("bayes", BayesOptimalBandit(NUM_PULLS)),
-            ("gittins", GittinsIndex(NUM_PULLS)),
-            ("ucb", UCB1(NUM_PULLS, c=c)),
-        )
+        "bayes": EvalResult.from_curve("test", bayes),
+        "gittins": test.evaluate(GittinsIndex(NUM_PULLS))["test"],
+        "ucb": test.evaluate(UCB1(NUM_PULLS, c=c))["test"],
     }
     # The per-task spread of the Bayes-optimal trial return: the standard error of a 1000-task
     # mean such as the paper's.
-    trial = test.curve(BayesOptimalBandit(NUM_PULLS), "test").trial_return.double()
+    trial = bayes.trial_return.double()
     runs = finished_runs(ROOT / "runs" / "rl2", name)
     cache_ = json.loads(BASELINE_CACHE.read_text()) if BASELINE_CACHE.exists() else {}
     return {

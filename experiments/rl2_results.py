@@ -110,6 +110,20 @@ def finished_runs(runs: Path, name: str) -> list[dict[str, Any]]:
 
 
 # --- classic baselines on the same test tasks ------------------------------------------------
+UCB1_C_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+
+
+def tuned_ucb1_c(cfg: RunConfig, episodes: int) -> float:
+    """UCB1's ``c`` of best mean trial return on 1000 ``train`` tasks of ``cfg``'s family."""
+    from metarl.baselines import UCB1
+
+    train = Evaluator(cfg.env, ("train",), 1000, cfg.eval.seed, env_kwargs=cfg.env_kwargs)
+    scores = {
+        c: train.evaluate(UCB1(episodes, c=c))["train"].trial_return_mean for c in UCB1_C_GRID
+    }
+    return max(scores, key=lambda v: scores[v])
+
+
 def best_baseline(cfg: RunConfig, episodes: int) -> tuple[str, float, float]:
     """(name, mean, ci95) of the best classic agent on ``cfg``'s evaluation test tasks."""
     from metarl.baselines import PSRL, UCB1, GittinsIndex, GreedyMDP, ThompsonSampling
@@ -118,10 +132,7 @@ def best_baseline(cfg: RunConfig, episodes: int) -> tuple[str, float, float]:
     test = Evaluator(cfg.env, ("test",), e.num_tasks, e.seed, env_kwargs=cfg.env_kwargs)
     agents: dict[str, Adaptive]
     if "Bandit" in cfg.env:
-        train = Evaluator(cfg.env, ("train",), 1000, e.seed, env_kwargs=cfg.env_kwargs)
-        grid = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
-        tuned = {c: train.evaluate(UCB1(episodes, c=c))["train"].trial_return_mean for c in grid}
-        c = max(tuned, key=lambda v: tuned[v])
+        c = tuned_ucb1_c(cfg, episodes)
         agents = {
             "Gittins": GittinsIndex(episodes),
             f"UCB1 (c={c:g})": UCB1(episodes, c=c),
