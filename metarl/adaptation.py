@@ -49,6 +49,7 @@ __all__ = [
     "StepSize",
     "StepBatch",
     "InnerRule",
+    "check_eval_batch",
     "expand_params",
     "make_actor",
     "step_size_schedule",
@@ -126,6 +127,21 @@ def step_size_schedule(
             base * m if isinstance(base, float | int) else {n: v * m for n, v in base.items()}
         )
     return out
+
+
+def check_eval_batch(batch_steps: int | None, batch_envs: int) -> int | None:
+    """Validate ``eval_batch_steps`` / ``eval_batch_envs``; the environments per task they need
+    (None when ``batch_steps`` is unset: whole-trajectory evaluation)."""
+    if batch_steps is None:
+        return None
+    if not isinstance(batch_envs, int) or batch_envs < 1:
+        raise ValueError(f"eval_batch_envs={batch_envs!r} must be a positive int")
+    if not isinstance(batch_steps, int) or batch_steps < 1 or batch_steps % batch_envs:
+        raise ValueError(
+            f"eval_batch_steps={batch_steps!r} must be a positive multiple of "
+            f"eval_batch_envs={batch_envs} (each environment gets an equal share), or unset"
+        )
+    return batch_envs
 
 
 def make_actor(
@@ -261,25 +277,40 @@ class InnerRule:
         generator: torch.Generator,
         episodes: int,
         params: Params | None = None,
+        batch_steps: int | None = None,
     ) -> AdaptationCurve:
         """Return after 0, 1, ..., ``len(lrs)`` inner steps on each task of ``tasks``.
 
-        At every point the policy samples ``episodes`` fresh trajectories per task (the MAML
-        paper's test protocol: 40 per step on 2D navigation); their mean return is the point's
-        score, and they are the data of the next inner step. ``params`` (shared, no task axis)
-        default to the policy's own weights.
+        At every point the policy samples ``episodes`` fresh trajectories per task (40 per step
+        on 2D navigation in the MAML paper); their mean return is the point's score, and they are
+        the data of the next inner step. ``params`` (shared, no task axis) default to the
+        policy's own weights.
+
+        With ``batch_steps``, a point is instead ``batch_steps`` environment steps per task,
+        split evenly over the task's environments, each running episodes back to back and
+        cutting the last one at its share (rllab's batch sampler, which the MAML paper's test
+        script used with 4000 steps). The score is then the mean over the episodes the batch
+        holds, a cut one included; where episodes end early on success, fast episodes are more
+        numerous in the batch than among whole episodes, and the score is higher.
         """
+        if batch_steps is not None and batch_steps % env.envs_per_task:
+            raise ValueError(
+                f"batch_steps={batch_steps} must be a multiple of the environments per task "
+                f"({env.envs_per_task})"
+            )
         env.set_tasks(tasks)
         num_tasks = len(tasks)
         per_env = math.ceil(episodes / env.envs_per_task)
+        per_env_steps = None if batch_steps is None else batch_steps // env.envs_per_task
         gen = _device_generator(generator, env.device)
         base = {k: v.detach() for k, v in (params or policy.params()).items()}
         theta = expand_params(base, num_tasks)
         dtype = _dtype(policy)
         scores, steps = [], 0
         for k in range(len(lrs) + 1):
-            traj = rollout(env, make_actor(policy, theta, num_tasks, gen), per_env)
-            scores.append(traj.episode_returns().mean(dim=(1, 2)))  # [task]
+            actor = make_actor(policy, theta, num_tasks, gen)
+            traj = rollout(env, actor, per_env, num_steps=per_env_steps)
+            scores.append(traj.mean_episode_return())  # [task]
             steps += traj.num_steps
             if k < len(lrs):
                 batch = self.process(traj, dtype)

@@ -126,6 +126,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from metarl.training import build_algorithm, evaluate_run, load_run_config
 
     cfg = load_run_config(args.run_dir)
+    if args.overrides:
+        if not args.out:
+            raise ConfigError(
+                "metarl eval RUN_DIR --set ... evaluates under changed settings: give --out DIR "
+                "for its results, so the run's own results.json stays as trained"
+            )
+        cfg = from_dict(RunConfig, parse_overrides(_asdict(cfg), args.overrides))
     set_torch_threads(cfg.torch_threads)
     if args.splits:
         cfg.eval.splits = tuple(args.splits)
@@ -133,8 +140,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         cfg.eval.num_tasks = args.num_tasks
     algo = build_algorithm(cfg)
     algo.load_state_dict(load_checkpoint(args.run_dir, map_location=cfg.device))
-    results = evaluate_run(algo, cfg, Path(args.run_dir))
+    out = Path(args.out or args.run_dir)
+    results = evaluate_run(algo, cfg, out)
     _print_results({cfg.algorithm: {s: r.to_dict() for s, r in results.items()}})
+    if args.out:
+        sys.stdout.write(f"  written to {out / 'results.json'}\n")
     return 0
 
 
@@ -200,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="baseline options, e.g. --set trial_episodes=100 --set env_kwargs.num_arms=10",
+        help="baseline options, e.g. --set trial_episodes=100 --set env_kwargs.num_arms=10; "
+        "for a run, changed evaluation settings, e.g. --set algo.eval_batch_steps=4000",
     )
-    e.add_argument("--out", help="output directory (with --baseline)")
+    e.add_argument("--out", help="output directory (default for a run: the run directory)")
     e.set_defaults(fn=_cmd_eval)
 
     ls = sub.add_parser("list", help="list task families, splits, algorithms and baselines")

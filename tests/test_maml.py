@@ -174,6 +174,33 @@ def test_oracle_env_appends_the_task_parameters() -> None:
     torch.testing.assert_close(obs[3:, 2:], tasks["goal"][1].expand(3, 2))
 
 
+@pytest.mark.parametrize("name", ["maml_trpo", "pretrained_finetune"])
+def test_step_budget_evaluation_samples_exactly_its_budget(name: str) -> None:
+    # the MAML paper's test protocol counted each point's batch in env steps (rllab's sampler)
+    def make(**eval_opts: int):  # noqa: ANN202
+        if name == "maml_trpo":
+            return _make(name, **eval_opts)
+        cls = get_algorithm(name)
+        opts = {"tasks_per_iteration": 2, "envs_per_task": 2, "hidden": [8, 8], **eval_opts}
+        return cls(ENV, from_dict(cls.Config, opts), seed=1, env_kwargs=SHORT)
+
+    algo = make(eval_batch_steps=60, eval_batch_envs=3, eval_num_steps=2)
+    assert algo.eval_envs_per_task == 3
+    result = Evaluator(ENV, num_tasks=2, env_kwargs=SHORT).evaluate(algo, algo.eval_envs_per_task)
+    assert result["test"].points == [0, 1, 2]
+    curve = algo.adaptation_curve(
+        make_batched_env(ENV, 2, 3, **SHORT),
+        make_distribution(ENV).sample(2, "test", torch.Generator().manual_seed(0)),
+        torch.Generator().manual_seed(1),
+    )
+    assert curve.env_steps == 3 * 2 * 60  # points x tasks x budget: no padding, no overrun
+    assert torch.isfinite(curve.returns).all()
+    with pytest.raises(ValueError, match="eval_batch_steps=50 must be a positive multiple"):
+        make(eval_batch_steps=50, eval_batch_envs=3)
+    with pytest.raises(ValueError, match="eval_batch_envs=0"):
+        make(eval_batch_steps=60, eval_batch_envs=0)
+
+
 @pytest.mark.parametrize("name", ["pretrained_finetune", "oracle"])
 def test_baselines_train_and_evaluate(name: str) -> None:
     cls = get_algorithm(name)

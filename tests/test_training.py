@@ -189,6 +189,15 @@ def test_cli_train_default_smoke_and_eval(tmp_path):
     again = _cli("eval", str(run), "--splits", "ood", "--num-tasks", "3", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads((run / "results.json").read_text())["maml_trpo"]["ood"]["num_tasks"] == 3
+    # another evaluation protocol goes elsewhere: the run's own results stay
+    budget = ["--set", "algo.eval_batch_steps=200", "--set", "algo.eval_batch_envs=2"]
+    refused = _cli("eval", str(run), *budget, cwd=tmp_path)
+    assert refused.returncode == 2 and "--out" in refused.stderr
+    out = tmp_path / "batch_eval"
+    other = _cli("eval", str(run), *budget, "--out", str(out), "--splits", "test", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    assert set(json.loads((out / "results.json").read_text())["maml_trpo"]) == {"test"}
+    assert json.loads((run / "results.json").read_text())["maml_trpo"]["ood"]["num_tasks"] == 3
 
 
 def test_cli_eval_uses_the_runs_torch_threads(tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from metarl.adaptation import InnerRule, step_size_schedule
+from metarl.adaptation import InnerRule, check_eval_batch, step_size_schedule
 from metarl.algorithms.multitask_ppo import MultiTaskPPO, MultiTaskPPOConfig
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
@@ -45,6 +45,11 @@ class PretrainedFineTuneConfig(MultiTaskPPOConfig):
     """Step-size factor of step k (last repeated); (1.0, 0.5) halves after the first step."""
     eval_episodes: int = 40
     """Trajectories per task and fine-tuning step."""
+    eval_batch_steps: int | None = None
+    """If set, environment steps per task and fine-tuning step instead of ``eval_episodes``
+    trajectories (rllab's batch sampler, as MAML's ``eval_batch_steps``)."""
+    eval_batch_envs: int = 4
+    """With ``eval_batch_steps``: environments per task sharing the budget."""
     inner_gamma: float = 0.99
     """Discount of the fine-tuning advantages."""
     inner_gae_lambda: float = 1.0
@@ -75,7 +80,8 @@ class PretrainedFineTune(MultiTaskPPO):
             )
             self.track(policy=self.policy, optimizer=self.optimizer)
         self.rule = InnerRule("vpg", c.inner_gamma, c.inner_gae_lambda)
-        self.eval_envs_per_task = c.eval_episodes
+        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs)
+        self.eval_envs_per_task = c.eval_episodes if batch_envs is None else batch_envs
 
     def adaptation_curve(
         self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
@@ -83,4 +89,6 @@ class PretrainedFineTune(MultiTaskPPO):
         """Return after 0..``eval_num_steps`` fine-tuning steps (MAML's test protocol)."""
         c = self.config
         lrs = step_size_schedule(c.inner_lr, c.eval_lr_multipliers, c.eval_num_steps)
-        return self.rule.curve(self.policy, env, tasks, lrs, generator, c.eval_episodes)
+        return self.rule.curve(
+            self.policy, env, tasks, lrs, generator, c.eval_episodes, batch_steps=c.eval_batch_steps
+        )

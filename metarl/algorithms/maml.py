@@ -40,6 +40,7 @@ from metarl.adaptation import (
     InnerRule,
     StepBatch,
     StepSize,
+    check_eval_batch,
     detach_distribution,
     expand_params,
     kl_per_task,
@@ -140,6 +141,14 @@ class MAMLConfig:
     first step as the MAML paper's test script did."""
     eval_episodes: int = 40
     """Trajectories per task and evaluation step (paper: 40)."""
+    eval_batch_steps: int | None = None
+    """If set, each evaluation point samples this many environment steps per task instead of
+    ``eval_episodes`` whole trajectories: rllab's batch sampler, which produced the MAML paper's
+    numbers (its test script: 4000 steps). The score is the mean over the batch's episodes; see
+    :meth:`metarl.adaptation.InnerRule.curve` for why it is higher than the per-episode mean."""
+    eval_batch_envs: int = 4
+    """With ``eval_batch_steps``: environments per task sharing the budget, each running episodes
+    back to back (the paper's test script sampled with 4 workers)."""
 
 
 @dataclass
@@ -202,7 +211,8 @@ class MAML(Algorithm):
             if c.meta_sgd
             else None
         )
-        self.eval_envs_per_task = c.eval_episodes
+        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs)
+        self.eval_envs_per_task = c.eval_episodes if batch_envs is None else batch_envs
         self.track(policy=self.policy, env=self.env)
         if self.step_sizes is not None:
             self.track(step_sizes=self.step_sizes)
@@ -485,8 +495,15 @@ class MAML(Algorithm):
         self, env: BatchedEnv, tasks: TaskBatch, generator: torch.Generator
     ) -> AdaptationCurve:
         """Return after 0..``eval_num_steps`` inner steps, ``eval_episodes`` trajectories each."""
+        c = self.config
         return self.rule.curve(
-            self.policy, env, tasks, self.eval_step_sizes(), generator, self.config.eval_episodes
+            self.policy,
+            env,
+            tasks,
+            self.eval_step_sizes(),
+            generator,
+            c.eval_episodes,
+            batch_steps=c.eval_batch_steps,
         )
 
 
