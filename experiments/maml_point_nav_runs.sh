@@ -9,6 +9,10 @@
 #   bash experiments/maml_point_nav_runs.sh lr01        # MAML-TRPO with the appendix's 0.1
 #   bash experiments/maml_point_nav_runs.sh two_step    # MAML-TRPO trained with 2 inner steps
 #   bash experiments/maml_point_nav_runs.sh mb40        # the official launcher's meta-batch 40
+#   bash experiments/maml_point_nav_runs.sh by_steps    # batches counted in steps (official sampler)
+#   bash experiments/maml_point_nav_runs.sh paper_protocol  # re-evaluate every run above as the
+#       paper's test script measured (4000 env steps per point, 4 envs); writes
+#       <run dir>/eval_paper_protocol/results.json, leaves the run's own results alone
 #   python experiments/maml_point_nav_table.py > experiments/results/maml_point_nav.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,5 +48,14 @@ case "${1:-main}" in
   lr01) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01 "$s"; done ;;
   two_step) run maml_trpo_point_nav_2step 1 ;;
   mb40) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_mb40 "$s"; done ;;
-  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40)" >&2; exit 2 ;;
+  by_steps) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_by_steps "$s"; done ;;
+  paper_protocol)  # the oracle takes no gradient steps: its curve has nothing to re-measure
+    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
+      [ -d "$dir/eval_paper_protocol" ] && continue
+      python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
+        --set algo.eval_batch_envs=4 --out "$dir/eval_paper_protocol" | grep "step0"
+    done ;;
+  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps,
+    paper_protocol)" >&2
+     exit 2 ;;
 esac

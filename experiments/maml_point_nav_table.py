@@ -7,6 +7,10 @@ and each run's ``results.json``. Several seeds of a preset are pooled: the mean 
 (seed, test goal) pairs with its 95% CI (per-seed means and CIs give the pooled variance), and
 the CI of the mean over seeds (Student t). Prints markdown rows; the prose around them lives in
 ``experiments/results/maml_point_nav.md``.
+
+A second table holds the runs re-evaluated under the paper's own test protocol
+(``bash experiments/maml_point_nav_runs.sh paper_protocol``: 4000 environment steps per point,
+``<run dir>/eval_paper_protocol/results.json``), for the runs that have it.
 """
 
 from __future__ import annotations
@@ -48,14 +52,9 @@ def pooled(results: list[dict]) -> tuple[list[float], list[float], list[float]]:
     return means, ci_pairs, ci_seeds
 
 
-def main() -> None:
-    rows: dict[str, list[dict]] = defaultdict(list)
-    with LOG.open() as f:
-        for rec in csv.DictReader(f, delimiter="\t"):
-            res = json.loads((ROOT / rec["run_dir"] / "results.json").read_text())
-            (agent,) = res
-            rec["result"] = res[agent]["test"]
-            rows[rec["preset"]].append(rec)
+def table(rows: dict[str, list[dict]], results: str) -> None:
+    """One markdown table: a row per preset from each run's ``results`` file (runs without it are
+    left out)."""
     out = sys.stdout
     out.write(
         "| preset | seeds | "
@@ -69,7 +68,13 @@ def main() -> None:
         latest = {}
         for r in recs:  # the last run of each seed counts
             latest[r["seed"]] = r
-        recs = list(latest.values())
+        recs = [r for r in latest.values() if (ROOT / r["run_dir"] / results).exists()]
+        if not recs:
+            continue
+        for r in recs:
+            res = json.loads((ROOT / r["run_dir"] / results).read_text())
+            (agent,) = res
+            r["result"] = res[agent]["test"]
         means, ci_p, ci_s = pooled([r["result"] for r in recs])
         cells = []
         for j in range(4):
@@ -82,6 +87,19 @@ def main() -> None:
         loads = ", ".join(f"{r['load_before']}-{r['load_after']}" for r in recs)
         seeds = ",".join(r["seed"] for r in recs)
         out.write(f"| `{preset}` | {seeds} | " + " | ".join(cells) + f" | {walls} | {loads} |\n")
+
+
+def main() -> None:
+    rows: dict[str, list[dict]] = defaultdict(list)
+    with LOG.open() as f:
+        for rec in csv.DictReader(f, delimiter="\t"):
+            rows[rec["preset"]].append(rec)
+    sys.stdout.write("Whole-trajectory protocol (40 trajectories per point):\n\n")
+    table(rows, "results.json")
+    sys.stdout.write(
+        "\nThe paper's test protocol (4000 environment steps per point, 4 environments):\n\n"
+    )
+    table(rows, "eval_paper_protocol/results.json")
 
 
 if __name__ == "__main__":

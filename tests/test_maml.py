@@ -174,6 +174,15 @@ def test_oracle_env_appends_the_task_parameters() -> None:
     torch.testing.assert_close(obs[3:, 2:], tasks["goal"][1].expand(3, 2))
 
 
+def test_sampling_by_steps_fills_every_environments_horizon() -> None:
+    # the official MAML sampler: a batch is episodes_per_task x horizon env steps per task
+    algo = _make("maml_trpo", sample_by_steps=True)
+    metrics = algo.train_step()
+    assert metrics["env_steps"] == 3 * 2 * 10 * 2  # tasks x envs x horizon x (support, query)
+    whole = _make("maml_trpo")  # one episode per environment: fewer steps once goals are reached
+    assert whole.train_step()["env_steps"] <= 3 * 2 * 10 * 2
+
+
 @pytest.mark.parametrize("name", ["maml_trpo", "pretrained_finetune"])
 def test_step_budget_evaluation_samples_exactly_its_budget(name: str) -> None:
     # the MAML paper's test protocol counted each point's batch in env steps (rllab's sampler)

@@ -132,6 +132,12 @@ class MAMLConfig:
     inner_kl_coef: float = 0.0
     """PPO/ProMP: penalty on KL(sampling policy || current policy) of every inner step's policy
     (ProMP: 5e-4)."""
+    sample_by_steps: bool = False
+    """Training batches counted in env steps, as the official MAML code's sampler did: each of a
+    task's ``episodes_per_task`` environments runs a full horizon of episodes back to back, so
+    a task whose episodes end early (the goal reached) yields more, shorter ones (the one still
+    running at the end is cut there; the official sampler dropped it). False: exactly one
+    episode per environment."""
     eval_num_steps: int = 3
     """Inner steps at evaluation (the curve has points 0..eval_num_steps)."""
     eval_inner_lr: float | None = None
@@ -272,8 +278,10 @@ class MAML(Algorithm):
         returns, steps = [], 0
         for k in range(c.num_inner_steps + int(with_query)):
             with torch.no_grad():
-                traj = rollout(self.env, make_actor(self.policy, acting, n, self.action_generator))
-                returns.append(float(traj.episode_returns().mean()))
+                actor = make_actor(self.policy, acting, n, self.action_generator)
+                horizon = self.env.max_episode_steps if c.sample_by_steps else None
+                traj = rollout(self.env, actor, num_steps=horizon)
+                returns.append(float(traj.mean_episode_return().mean()))
                 steps += traj.num_steps
                 batch = self.rule.process(traj, dtype)
             if k == c.num_inner_steps:
