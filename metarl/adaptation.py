@@ -286,12 +286,12 @@ class InnerRule:
         the data of the next inner step. ``params`` (shared, no task axis) default to the
         policy's own weights.
 
-        With ``batch_steps``, a point is instead ``batch_steps`` environment steps per task,
-        split evenly over the task's environments, each running episodes back to back and
-        cutting the last one at its share (rllab's batch sampler, which the MAML paper's test
+        With ``batch_steps``, a point is instead at least ``batch_steps`` environment steps
+        per task, split evenly over the task's environments, each running whole episodes back
+        to back until it has its share (rllab's batch sampler, which the MAML paper's test
         script used with 4000 steps). The score is then the mean over the episodes the batch
-        holds, a cut one included; where episodes end early on success, fast episodes are more
-        numerous in the batch than among whole episodes, and the score is higher.
+        holds; where episodes end early on success, fast episodes are more numerous in the batch
+        than among whole-trajectory samples, and the score is higher.
         """
         if batch_steps is not None and batch_steps % env.envs_per_task:
             raise ValueError(
@@ -309,7 +309,7 @@ class InnerRule:
         scores, steps = [], 0
         for k in range(len(lrs) + 1):
             actor = make_actor(policy, theta, num_tasks, gen)
-            traj = rollout(env, actor, per_env, num_steps=per_env_steps)
+            traj = rollout(env, actor, per_env, min_steps=per_env_steps)
             scores.append(traj.mean_episode_return())  # [task]
             steps += traj.num_steps
             if k < len(lrs):

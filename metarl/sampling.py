@@ -1,9 +1,9 @@
 """The rollout engine: run an actor for a number of episodes in every environment of a batch.
 
 A rollout of ``num_episodes`` episodes lasts exactly ``num_episodes * max_episode_steps`` steps,
-which bounds any such trial. A rollout of ``num_steps`` steps instead runs episodes back to back
-for exactly that many steps in every environment and cuts the last one at the budget (rllab's
-batch sampler, which counts a batch in environment steps). Steps of an environment that has already finished its episodes
+which bounds any such trial. A rollout of ``min_steps`` instead runs whole episodes back to back
+in every environment until it has taken at least that many steps (rllab's batch sampler, which
+counts a batch in environment steps and finishes the episodes it has begun). Steps of an environment that has already finished its episodes
 (early termination) are kept but masked out (``Trajectory.mask``), so the loop never asks the
 host whether everyone is done: on a GPU backend it runs without a single host sync per step.
 
@@ -83,7 +83,7 @@ class Trajectory:
 
     def episode_mask(self) -> torch.Tensor:
         """``[task, env, episode]``: whether the environment ran that episode. Always true for a
-        rollout of ``num_episodes``; a rollout of ``num_steps`` fits more short episodes than
+        rollout of ``num_episodes``; a rollout of ``min_steps`` fits more short episodes than
         long ones into an environment's budget."""
         begun = (
             torch.where(self.mask, self.episode, -1).amax(-1, keepdim=True) + 1
@@ -92,8 +92,7 @@ class Trajectory:
         return idx < begun
 
     def mean_episode_return(self) -> torch.Tensor:
-        """``[task]`` mean undiscounted return over the episodes each task ran (a cut-off last
-        episode counts with the rewards it collected)."""
+        """``[task]`` mean undiscounted return over the episodes each task ran."""
         m = self.episode_mask().to(self.rewards.dtype)
         return (self.episode_returns() * m).sum((1, 2)) / m.sum((1, 2))
 
@@ -117,21 +116,25 @@ def rollout(
     num_episodes: int = 1,
     state: Any = None,
     seed: int | None = None,
-    num_steps: int | None = None,
+    min_steps: int | None = None,
 ) -> Trajectory:
     """Reset ``env`` and run ``act`` until every environment has finished ``num_episodes``, or,
-    with ``num_steps``, for exactly ``num_steps`` steps of episodes run back to back.
+    with ``min_steps``, until each has run whole episodes back to back for at least that many
+    steps (an episode begun before ``min_steps`` runs to its end; none begins after).
 
     The env's tasks must be set. Returns the trajectory in ``[task, env, time]`` layout with
-    ``time = num_episodes * env.max_episode_steps`` (or ``num_steps``). In a ``num_steps`` rollout
-    every step counts; the episode running at the end is cut there (its last step is marked
-    ``truncated``), and ``num_episodes`` of the result is the most episodes any environment ran.
+    ``time = num_episodes * env.max_episode_steps`` (or ``min_steps + max_episode_steps - 1``).
+    In a ``min_steps`` rollout, ``num_episodes`` of the result is the most episodes any
+    environment ran; see :meth:`Trajectory.episode_mask` for which each ran.
     """
     if num_episodes < 1:
         raise ValueError(f"num_episodes={num_episodes} must be >= 1")
-    if num_steps is not None and (not isinstance(num_steps, int) or num_steps < 1):
-        raise ValueError(f"num_steps={num_steps!r} must be a positive int (steps per environment)")
-    horizon = num_episodes * env.max_episode_steps if num_steps is None else num_steps
+    if min_steps is not None and (not isinstance(min_steps, int) or min_steps < 1):
+        raise ValueError(f"min_steps={min_steps!r} must be a positive int (steps per environment)")
+    if min_steps is None:
+        horizon = num_episodes * env.max_episode_steps
+    else:  # the last episode may begin at min_steps - 1 and run the full time limit
+        horizon = min_steps + env.max_episode_steps - 1
     n, dev = env.num_envs, env.device
     obs = env.reset(seed=seed)
     episode = torch.zeros(n, dtype=torch.long, device=dev)
@@ -164,16 +167,15 @@ def rollout(
         record("log_probs", t, log_prob)
         if value is not None:
             record("values", t, value)
-        record("mask", t, episode < num_episodes if num_steps is None else torch.ones_like(done))
+        record("mask", t, episode < num_episodes if min_steps is None else t - step < min_steps)
         record("episode", t, episode.clone())
         record("step", t, step.clone())
         episode += done
         step = torch.where(done, 0, step + 1)
         prev_action, prev_reward, prev_done, obs = action, reward, done, next_obs
 
-    if num_steps is not None:  # cut the running episodes at the budget
-        buf["truncated"][-1] |= ~buf["terminated"][-1]
-        num_episodes = int(buf["episode"][-1].max()) + 1
+    if min_steps is not None:
+        num_episodes = int(torch.where(buf["mask"], buf["episode"], 0).max()) + 1
     k = env.num_tasks
     data = {name: to_task_major(x, k) for name, x in buf.items()}
     values = data.pop("values", None)  # popped first: `**data` is unpacked before keywords

@@ -44,26 +44,27 @@ def test_masks_episodes_and_returns_with_early_termination():
     assert traj.num_steps == 2 + 8
 
 
-def test_step_budget_runs_episodes_back_to_back_and_cuts_the_last():
-    # rllab's batch sampler: a fixed number of steps, short episodes more numerous than long ones
+def test_step_budget_runs_whole_episodes_back_to_back():
+    # rllab's batch sampler: whole episodes until a number of steps, so short episodes outnumber
+    # long ones; an episode begun inside the budget runs to its end, none begins after it
     env = _env([[0.1, 0.1], [0.5, 0.5]])
-    traj = rollout(env, _constant([0.1, 0.1]), num_steps=6)
-    assert traj.rewards.shape == (2, 1, 6) and traj.mask.all() and traj.num_steps == 12
-    assert traj.num_episodes == 6  # task 0: six 1-step episodes
-    assert traj.episode[1, 0].tolist() == [0, 0, 0, 0, 1, 1]
-    assert traj.truncated[1, 0].tolist() == [False, False, False, True, False, True]  # cut at 6
-    assert traj.terminated[0, 0].all() and not traj.truncated[0, 0].any()
+    traj = rollout(env, _constant([0.1, 0.1]), min_steps=6)
+    assert traj.rewards.shape == (2, 1, 6 + 4 - 1)
+    assert traj.num_episodes == 6  # task 0: six 1-step episodes begin at t = 0..5
+    assert traj.mask[0, 0].tolist() == [True] * 6 + [False] * 3
+    assert traj.episode[1, 0, :8].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert traj.mask[1, 0].tolist() == [True] * 8 + [False]  # the 2nd episode (t = 4) finishes
+    assert traj.truncated[1, 0, 7] and traj.num_steps == 6 + 8
     assert traj.episode_mask()[:, 0].tolist() == [[True] * 6, [True] * 2 + [False] * 4]
     full = -sum((0.5 - 0.1 * k) * 2**0.5 for k in range(1, 5))
-    cut = -sum((0.5 - 0.1 * k) * 2**0.5 for k in range(1, 3))
     mean = traj.mean_episode_return()
-    assert torch.allclose(mean, torch.tensor([0.0, (full + cut) / 2], dtype=torch.float64))
+    assert torch.allclose(mean, torch.tensor([0.0, full], dtype=torch.float64), atol=1e-8)
     # a whole-episode rollout ran every episode: the mean is the plain mean
     whole = rollout(env, _constant([0.1, 0.1]), num_episodes=2)
     assert whole.episode_mask().all()
     assert torch.allclose(whole.mean_episode_return(), whole.episode_returns().mean((1, 2)))
-    with pytest.raises(ValueError, match="num_steps=0"):
-        rollout(env, _constant([0.1, 0.1]), num_steps=0)
+    with pytest.raises(ValueError, match="min_steps=0"):
+        rollout(env, _constant([0.1, 0.1]), min_steps=0)
 
 
 def test_shifted_gives_previous_step_inputs():

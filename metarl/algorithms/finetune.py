@@ -46,8 +46,9 @@ class PretrainedFineTuneConfig(MultiTaskPPOConfig):
     eval_episodes: int = 40
     """Trajectories per task and fine-tuning step."""
     eval_batch_steps: int | None = None
-    """If set, environment steps per task and fine-tuning step instead of ``eval_episodes``
-    trajectories (rllab's batch sampler, as MAML's ``eval_batch_steps``)."""
+    """If set, the least environment steps per task and fine-tuning step, in whole episodes,
+    instead of ``eval_episodes`` trajectories (rllab's batch sampler, as MAML's
+    ``eval_batch_steps``)."""
     eval_batch_envs: int = 4
     """With ``eval_batch_steps``: environments per task sharing the budget."""
     inner_gamma: float = 0.99

@@ -134,10 +134,9 @@ class MAMLConfig:
     (ProMP: 5e-4)."""
     sample_by_steps: bool = False
     """Training batches counted in env steps, as the official MAML code's sampler did: each of a
-    task's ``episodes_per_task`` environments runs a full horizon of episodes back to back, so
-    a task whose episodes end early (the goal reached) yields more, shorter ones (the one still
-    running at the end is cut there; the official sampler dropped it). False: exactly one
-    episode per environment."""
+    task's ``episodes_per_task`` environments runs whole episodes back to back until it has taken
+    a horizon's worth of steps, so a task whose episodes end early (the goal reached) yields
+    more, shorter ones. False: exactly one episode per environment."""
     eval_num_steps: int = 3
     """Inner steps at evaluation (the curve has points 0..eval_num_steps)."""
     eval_inner_lr: float | None = None
@@ -148,10 +147,11 @@ class MAMLConfig:
     eval_episodes: int = 40
     """Trajectories per task and evaluation step (paper: 40)."""
     eval_batch_steps: int | None = None
-    """If set, each evaluation point samples this many environment steps per task instead of
-    ``eval_episodes`` whole trajectories: rllab's batch sampler, which produced the MAML paper's
-    numbers (its test script: 4000 steps). The score is the mean over the batch's episodes; see
-    :meth:`metarl.adaptation.InnerRule.curve` for why it is higher than the per-episode mean."""
+    """If set, each evaluation point samples whole episodes until it has at least this many
+    environment steps per task, instead of ``eval_episodes`` trajectories: rllab's batch
+    sampler, which produced the MAML paper's numbers (its test script: 4000 steps). The score is
+    the mean over the batch's episodes; see :meth:`metarl.adaptation.InnerRule.curve` for why
+    it is higher than the per-trajectory mean."""
     eval_batch_envs: int = 4
     """With ``eval_batch_steps``: environments per task sharing the budget, each running episodes
     back to back (the paper's test script sampled with 4 workers)."""
@@ -280,7 +280,7 @@ class MAML(Algorithm):
             with torch.no_grad():
                 actor = make_actor(self.policy, acting, n, self.action_generator)
                 horizon = self.env.max_episode_steps if c.sample_by_steps else None
-                traj = rollout(self.env, actor, num_steps=horizon)
+                traj = rollout(self.env, actor, min_steps=horizon)
                 returns.append(float(traj.mean_episode_return().mean()))
                 steps += traj.num_steps
                 batch = self.rule.process(traj, dtype)
