@@ -180,6 +180,9 @@ class InnerRule:
     gae_lambda: float = 1.0
     normalize_advantages: bool = True
     baseline_reg: float = 1e-5
+    baseline: Literal["linear", "none"] = "linear"
+    """``linear``: the per-task linear feature baseline, fitted on the batch it scores; ``none``:
+    advantages are the returns (standardized if ``normalize_advantages``)."""
 
     # --- data -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -189,7 +192,12 @@ class InnerRule:
         obs = traj.obs.to(dtype)
         mask = traj.mask
         returns = discounted_returns(rewards, traj.dones, self.gamma)
-        values = LinearFeatureBaseline(self.baseline_reg).fit_predict(obs, traj.step, returns, mask)
+        if self.baseline == "linear":
+            values = LinearFeatureBaseline(self.baseline_reg).fit_predict(
+                obs, traj.step, returns, mask
+            )
+        else:
+            values = torch.zeros_like(returns)
         adv = gae(rewards, values, traj.dones, self.gamma, self.gae_lambda)
         m = mask.to(dtype)
         count = m.sum((1, 2), keepdim=True).clamp(min=1.0)

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from metarl.adaptation import InnerRule, step_size_schedule
+from metarl.adaptation import InnerRule, make_actor, step_size_schedule
 from metarl.algorithms import get_algorithm
 from metarl.algorithms.oracle import TaskObservationEnv
 from metarl.config import RunConfig, from_dict, load_config
 from metarl.evaluation import Evaluator
 from metarl.registry import make_batched_env, make_distribution
+from metarl.returns import discounted_returns
+from metarl.sampling import rollout
 
 ENV = "metarl/PointNav-v0"
 SHORT = {"max_episode_steps": 10}
@@ -161,6 +163,22 @@ def test_inner_step_improves_the_inner_objective_on_its_data() -> None:
         before = rule.loss(algo.policy, theta, support[0])
         after = rule.loss(algo.policy, adapted, support[0])
     assert bool((after < before).all())
+
+
+def test_inner_rule_without_baseline_uses_standardized_returns() -> None:
+    env = make_batched_env(ENV, 2, 3, **SHORT)
+    env.set_tasks(make_distribution(ENV).sample(2, "train", torch.Generator().manual_seed(0)))
+    algo = _make("maml_trpo")
+    traj = rollout(env, make_actor(algo.policy, None, 2, torch.Generator().manual_seed(1)))
+    plain = InnerRule(baseline="none").process(traj)
+    returns = discounted_returns(traj.rewards, traj.dones, 0.99)
+    for task in range(2):
+        valid = traj.mask[task].flatten()
+        r = returns[task].flatten()[valid]
+        expected = (r - r.mean()) / (r.std(unbiased=False) + 1e-8)
+        torch.testing.assert_close(plain.advantages[task][valid], expected)
+    fitted = InnerRule().process(traj)  # the linear baseline changes them
+    assert not torch.allclose(fitted.advantages, plain.advantages, atol=1e-3)
 
 
 def test_oracle_env_appends_the_task_parameters() -> None:

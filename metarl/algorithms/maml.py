@@ -107,6 +107,9 @@ class MAMLConfig:
     """GAE lambda of the advantages (1.0: Monte-Carlo return minus the linear baseline)."""
     normalize_advantages: bool = True
     """Standardize advantages per task (rllab's ``center_adv``)."""
+    inner_baseline: Literal["linear", "none"] = "linear"
+    """Inner-step baseline: the per-task linear feature baseline fitted on the batch it scores
+    (the paper's appendix), or none (returns as advantages)."""
     max_kl: float = 0.01
     """TRPO: KL trust region of the post-adaptation policies."""
     cg_iters: int = 10
@@ -211,7 +214,13 @@ class MAML(Algorithm):
             c.init_std,
             scale_to_action_space=c.scale_actions,
         ).to(self.device)
-        self.rule = InnerRule(c.inner_objective, c.gamma, c.gae_lambda, c.normalize_advantages)
+        self.rule = InnerRule(
+            c.inner_objective,
+            c.gamma,
+            c.gae_lambda,
+            c.normalize_advantages,
+            baseline=c.inner_baseline,
+        )
         self.step_sizes = (
             LearnedStepSizes(self.policy.params(), c.inner_lr).to(self.device)
             if c.meta_sgd
