@@ -13,6 +13,8 @@
 #   bash experiments/maml_point_nav_runs.sh paper_protocol  # re-evaluate every run above as the
 #       paper's test script measured (4000 env steps per point, 4 envs); writes
 #       <run dir>/eval_paper_protocol/results.json, leaves the run's own results alone
+#   bash experiments/maml_point_nav_runs.sh halving     # re-evaluate every run with the step size
+#       halved after every step (1, 0.5, 0.25 x the first), into <run dir>/eval_halving
 #   python experiments/maml_point_nav_table.py > experiments/results/maml_point_nav.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,13 @@ case "${1:-main}" in
       python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
         --set algo.eval_batch_envs=4 --out "$dir/eval_paper_protocol" | grep "step0"
     done ;;
+  halving)  # chosen on train goals (see the results file); the oracle takes no steps
+    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
+      [ -d "$dir/eval_halving" ] && continue
+      python -m metarl.cli eval "$dir" --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" \
+        --out "$dir/eval_halving" | grep "step0"
+    done ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps,
-    paper_protocol)" >&2
+    paper_protocol, halving)" >&2
      exit 2 ;;
 esac

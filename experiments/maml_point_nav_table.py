@@ -8,9 +8,9 @@ and each run's ``results.json``. Several seeds of a preset are pooled: the mean 
 the CI of the mean over seeds (Student t). Prints markdown rows; the prose around them lives in
 ``experiments/results/maml_point_nav.md``.
 
-A second table holds the runs re-evaluated under the paper's own test protocol
-(``bash experiments/maml_point_nav_runs.sh paper_protocol``: 4000 environment steps per point,
-``<run dir>/eval_paper_protocol/results.json``), for the runs that have it.
+Further tables hold the runs re-evaluated under other settings, for the runs that have them
+(``TABLES``): the paper's own test protocol (``bash experiments/maml_point_nav_runs.sh
+paper_protocol``) and the step size halved after every step (``... halving``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,22 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "experiments" / "results" / "maml_point_nav_runs.tsv"
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776}
 PAPER = {"MAML (paper, Table 4)": [-40.41, -11.68, -3.33, -3.23]}
+#: (heading, results file in each run directory) of each table, in print order
+TABLES = [
+    (
+        "Whole trajectories (40 per point), the preset's step sizes (x1, x0.5, x0.5):",
+        "results.json",
+    ),
+    (
+        "The paper's test protocol (whole episodes until 4000 environment steps per point, "
+        "4 environments), the preset's step sizes:",
+        "eval_paper_protocol/results.json",
+    ),
+    (
+        "Whole trajectories, the step size halved after every step (x1, x0.5, x0.25):",
+        "eval_halving/results.json",
+    ),
+]
 
 
 def pooled(results: list[dict]) -> tuple[list[float], list[float], list[float]]:
@@ -94,12 +110,9 @@ def main() -> None:
     with LOG.open() as f:
         for rec in csv.DictReader(f, delimiter="\t"):
             rows[rec["preset"]].append(rec)
-    sys.stdout.write("Whole-trajectory protocol (40 trajectories per point):\n\n")
-    table(rows, "results.json")
-    sys.stdout.write(
-        "\nThe paper's test protocol (4000 environment steps per point, 4 environments):\n\n"
-    )
-    table(rows, "eval_paper_protocol/results.json")
+    for i, (title, results) in enumerate(TABLES):
+        sys.stdout.write(("\n" if i else "") + title + "\n\n")
+        table(rows, results)
 
 
 if __name__ == "__main__":
