@@ -187,7 +187,8 @@ class InnerRule:
     # --- data -------------------------------------------------------------------------------
     @torch.no_grad()
     def process(self, traj: Trajectory, dtype: torch.dtype = torch.float32) -> StepBatch:
-        """Per-task linear baseline, advantages and step weights of a ``[task, env, time]`` batch."""
+        """Advantages (against the per-task linear baseline unless ``baseline`` is ``none``) and
+        step weights of a ``[task, env, time]`` batch."""
         rewards = traj.rewards.to(dtype)
         obs = traj.obs.to(dtype)
         mask = traj.mask

@@ -1,11 +1,13 @@
 """The rollout engine: run an actor for a number of episodes in every environment of a batch.
 
 A rollout of ``num_episodes`` episodes lasts exactly ``num_episodes * max_episode_steps`` steps,
-which bounds any such trial. A rollout of ``min_steps`` instead runs whole episodes back to back
-in every environment until it has taken at least that many steps (rllab's batch sampler, which
-counts a batch in environment steps and finishes the episodes it has begun). Steps of an environment that has already finished its episodes
+which bounds any such trial. Steps of an environment that has already finished its episodes
 (early termination) are kept but masked out (``Trajectory.mask``), so the loop never asks the
 host whether everyone is done: on a GPU backend it runs without a single host sync per step.
+
+A rollout of ``min_steps`` instead runs whole episodes back to back in every environment until it
+has taken at least that many steps (rllab's batch sampler, which counts a batch in environment
+steps and finishes the episodes it has begun), masking the steps after that episode.
 
 The actor is a plain function, so the same engine serves every learner:
 
@@ -85,11 +87,8 @@ class Trajectory:
         """``[task, env, episode]``: whether the environment ran that episode. Always true for a
         rollout of ``num_episodes``; a rollout of ``min_steps`` fits more short episodes than
         long ones into an environment's budget."""
-        begun = (
-            torch.where(self.mask, self.episode, -1).amax(-1, keepdim=True) + 1
-        )  # [task, env, 1]
-        idx = torch.arange(self.num_episodes, device=self.episode.device)
-        return idx < begun
+        last = torch.where(self.mask, self.episode, -1).amax(-1, keepdim=True)  # [task, env, 1]
+        return torch.arange(self.num_episodes, device=self.episode.device) <= last
 
     def mean_episode_return(self) -> torch.Tensor:
         """``[task]`` mean undiscounted return over the episodes each task ran."""
