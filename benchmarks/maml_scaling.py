@@ -3,7 +3,7 @@
     python benchmarks/maml_scaling.py                      # meta-batch 1, 10, 40 + paper settings
     python benchmarks/maml_scaling.py --tasks 1 10 --repeats 2
 
-Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/PointNav-v0``,
+The implementations run the same algorithm (second-order MAML-TRPO on ``metarl/PointNav-v0``,
 1 inner step, 20 trajectories of 100 steps per task and step, 10 CG iterations):
 
 * ``batched``: metarl's design (DESIGN.md, Policy): one batched env for the meta-batch, weights
@@ -12,20 +12,26 @@ Both implementations run the same algorithm (second-order MAML-TRPO on ``metarl/
   examples): each task rolls out in its own env, adapts with its own forward and
   ``autograd.grad``, and evaluates its own surrogate, in a Python loop over tasks. The
   backward passes of the outer gradient and of each curvature product then run once over all
-  tasks' graphs, as pytorch-maml-rl's do.
+  tasks' graphs, as pytorch-maml-rl's do (autograd's double backward: the per-task code a user
+  writes has no closed-form curvature).
 
-The two are built side by side and timed in alternation, one iteration each in turn, so a
-drift of the machine falls on both alike. It prints the median seconds per meta-iteration, the
+The batched implementation forms TRPO's curvature products in closed form
+(:mod:`metarl.curvature`); to show what batching alone buys, a third column times it with
+autograd's products (``closed_form_curvature=False``), the same arithmetic as the loop.
+
+The three are built side by side and timed in alternation, one iteration of each in turn, so
+a drift of the machine falls on all alike. It prints the median seconds per meta-iteration, the
 time per environment step (the iteration's time over the env steps it sampled), the median of
-the per-pair time ratios (the speed-up) with their range, then the paper's setting (20 tasks x
-20 episodes x 100 steps) for the batched loop alone. Both implementations do the same matrix arithmetic (one
-iteration's floating-point operations are counted with ``torch.utils.flop_counter``), so the
-table also gives each one's GFLOP/s against the machine's own: a batched product of the
-hidden layer's shape timed in the same run. That bounds the speed-up: the batched loop cannot
-beat the per-task one by more than the loop's distance from that throughput.
+the per-round time ratios (the speed-up) with their range, then the paper's setting (20 tasks x
+20 episodes x 100 steps) for the batched implementation alone. One iteration's floating-point
+operations are counted with ``torch.utils.flop_counter`` (GFLOP/iter: batched, batched-AG,
+per-task); the batched-AG and per-task ones do the same matrix arithmetic, so their GFLOP/s
+compare against the machine's own: a batched product of the hidden layer's shape timed in the
+same run. That bounds what batching alone can buy: batched-AG cannot beat the per-task loop
+by more than the loop's distance from that throughput.
 
 ``--threads`` sets torch's intra-op threads (1 by default); the load average is printed before
-and after. Both implementations run with
+and after. Every implementation runs with
 ``metarl.runtime.keep_freed_memory`` applied, as ``metarl train`` does (``--malloc-default``
 to compare without).
 """
@@ -93,7 +99,7 @@ class PerTaskMAML(MAMLTRPO):
     """MAML-TRPO computed task by task (sampling, inner steps, surrogate, KL)."""
 
     def __init__(self, env_id: str, config: MAMLConfig, **kwargs: Any):
-        super().__init__(env_id, config, **kwargs)
+        super().__init__(env_id, replace(config, closed_form_curvature=False), **kwargs)
         self.rule = LoopRule(**{f: getattr(self.rule, f) for f in self.rule.__dataclass_fields__})
         self.policy.batched_forward = _loop_forward(self.policy)  # type: ignore[method-assign]
         self.task_envs = [
@@ -155,18 +161,23 @@ def time_iterations(
 
 def time_side_by_side(
     tasks: int, episodes: int, repeats: int, warmup: int
-) -> tuple[list[tuple[float, float, float]], list[float]]:
-    """Both implementations built side by side and timed in alternation (batched, per-task,
-    batched, ...), so a drift of the machine (other load, clock, memory) falls on both alike.
+) -> tuple[list[tuple[float, float, float]], list[list[float]]]:
+    """The batched implementation (closed-form curvature), the batched one with autograd's
+    curvature and the per-task loop, built side by side and timed in alternation (one iteration
+    of each in turn), so a drift of the machine (other load, clock, memory) falls on all alike.
 
     Returns, per implementation, (median seconds per meta-iteration, env steps per iteration,
-    floating-point operations of one more iteration), and the per-task / batched time ratio of
-    each of the ``repeats`` pairs of consecutive iterations.
+    floating-point operations of one more iteration), and for each batched implementation the
+    per-task / batched time ratio of each of the ``repeats`` rounds.
     """
     cfg = MAMLConfig(meta_batch_size=tasks, episodes_per_task=episodes)
-    algos = [MAMLTRPO(ENV, cfg, seed=1), PerTaskMAML(ENV, cfg, seed=1)]
-    times: list[list[float]] = [[], []]
-    steps: list[list[float]] = [[], []]
+    algos = [
+        MAMLTRPO(ENV, cfg, seed=1),
+        MAMLTRPO(ENV, replace(cfg, closed_form_curvature=False), seed=1),
+        PerTaskMAML(ENV, cfg, seed=1),
+    ]
+    times: list[list[float]] = [[] for _ in algos]
+    steps: list[list[float]] = [[] for _ in algos]
     for i in range(warmup + repeats):
         for j, algo in enumerate(algos):
             t = time.perf_counter()
@@ -178,7 +189,8 @@ def time_side_by_side(
         (statistics.median(t), statistics.fmean(s), iteration_flops(a))
         for t, s, a in zip(times, steps, algos, strict=True)
     ]
-    return stats, [loop / batched for batched, loop in zip(*times, strict=True)]
+    ratios = [[loop / b for b, loop in zip(times[j], times[2], strict=True)] for j in (0, 1)]
+    return stats, ratios
 
 
 def iteration_flops(algo: MAMLTRPO) -> float:
@@ -229,23 +241,30 @@ def main() -> None:
         f"keep_freed_memory {kept}; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+    print(
+        "# batched: metarl (closed-form curvature); batched-AG: the same with autograd's "
+        "curvature; speed-up: per-task / batched, median of the rounds (range)"
+    )
     header = (
-        f"{'tasks':>5} | {'GFLOP/iter':>10} | {'batched s/iter':>14} | {'us/env step':>11} | "
-        f"{'GFLOP/s':>7} | {'per-task s/iter':>15} | {'us/env step':>11} | {'GFLOP/s':>7} | "
-        f"{'speed-up':>8} | {'pair range':>11}"
+        f"{'tasks':>5} | {'GFLOP/iter':>14} | {'batched s/iter':>14} | {'us/env step':>11} | "
+        f"{'GFLOP/s':>7} | {'batched-AG s/iter':>17} | {'per-task s/iter':>15} | "
+        f"{'us/env step':>11} | {'GFLOP/s':>7} | {'speed-up':>15} | {'batched-AG':>15}"
     )
     print(header)
     print("-" * len(header))
     for n in args.tasks:
-        ((tb, sb, fb), (tl, sl, fl)), ratios = time_side_by_side(
+        ((tb, sb, fb), (ta, _, fa), (tl, sl, fl)), (ratios, ratios_ag) = time_side_by_side(
             n, args.episodes, args.repeats, args.warmup
         )
-        flops = f"{fb / 1e9:.1f}" if abs(fb - fl) <= 1e-3 * fb else f"{fb / 1e9:.1f}/{fl / 1e9:.1f}"
-        spread = f"{min(ratios):.1f}-{max(ratios):.1f}x"
+        flops = "/".join(f"{f / 1e9:.1f}" for f in (fb, fa, fl))
+
+        def speedup(r: list[float]) -> str:
+            return f"{statistics.median(r):.1f}x ({min(r):.1f}-{max(r):.1f})"
+
         print(
-            f"{n:>5} | {flops:>10} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {fb / tb / 1e9:>7.1f} | "
-            f"{tl:>15.3f} | {1e6 * tl / sl:>11.2f} | {fl / tl / 1e9:>7.1f} | "
-            f"{statistics.median(ratios):>7.1f}x | {spread:>11}",
+            f"{n:>5} | {flops:>14} | {tb:>14.3f} | {1e6 * tb / sb:>11.2f} | {fb / tb / 1e9:>7.1f} | "
+            f"{ta:>17.3f} | {tl:>15.3f} | {1e6 * tl / sl:>11.2f} | {fl / tl / 1e9:>7.1f} | "
+            f"{speedup(ratios):>15} | {speedup(ratios_ag):>15}",
             flush=True,
         )
     hidden = MAMLConfig().hidden[-1]

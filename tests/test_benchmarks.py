@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -21,10 +23,12 @@ def _load(name: str):  # noqa: ANN202
     return module
 
 
-def test_maml_per_task_loop_takes_the_batched_update() -> None:
+@pytest.mark.parametrize("closed_form", [False, True])
+def test_maml_per_task_loop_takes_the_batched_update(closed_form: bool) -> None:
     """On the same trajectories, the per-task loop's inner steps and TRPO update (curvature and
-    line search included) land on the batched implementation's parameters, with the same number
-    of floating-point operations (the benchmark's GFLOP/s columns rest on that)."""
+    line search included) land on the batched implementation's parameters. With autograd's
+    curvature on both sides they do the same number of floating-point operations (the
+    benchmark's GFLOP/s columns rest on that); the batched closed-form curvature does fewer."""
     per_task = _load("maml_scaling").PerTaskMAML
     # Damping 0.1: on a problem this small the undamped Fisher is so ill-conditioned that CG
     # amplifies float64 round-off between the two summation orders to 1e-3 by iteration 10.
@@ -36,8 +40,11 @@ def test_maml_per_task_loop_takes_the_batched_update() -> None:
         cg_damping=0.1,
     )
     kwargs = {"seed": 1, "env_kwargs": {"max_episode_steps": 20}}
-    batched = MAMLTRPO("metarl/PointNav-v0", cfg, **kwargs)
+    batched = MAMLTRPO(
+        "metarl/PointNav-v0", replace(cfg, closed_form_curvature=closed_form), **kwargs
+    )
     loop = per_task("metarl/PointNav-v0", cfg, **kwargs)
+    assert not loop.config.closed_form_curvature  # the loop differentiates with autograd
     batched.policy.double()  # float64: the comparison is of the algorithm, not of rounding
     loop.policy.double()
     loop.policy.load_state_dict(batched.policy.state_dict())
@@ -53,7 +60,10 @@ def test_maml_per_task_loop_takes_the_batched_update() -> None:
         theirs = loop.outer_update(
             MetaBatch(data.support, data.query, data.returns, data.env_steps, chain)
         )
-    assert flops[0].get_total_flops() == flops[1].get_total_flops() > 0
+    if closed_form:
+        assert 0 < flops[0].get_total_flops() < flops[1].get_total_flops()
+    else:
+        assert flops[0].get_total_flops() == flops[1].get_total_flops() > 0
     assert ours["optim/line_search_accepted"] == theirs["optim/line_search_accepted"] == 1.0
     assert ours["optim/step_fraction"] == theirs["optim/step_fraction"]
     for a, b in zip(batched.policy.parameters(), loop.policy.parameters(), strict=True):

@@ -113,17 +113,20 @@ def test_sampled_inner_steps_are_the_outer_updates_steps(first_order: bool) -> N
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.parametrize("closed_form", [True, False])
 @pytest.mark.parametrize(("num_inner_steps", "fvp_subsample"), [(1, 1.0), (2, 0.5)])
 def test_factored_curvature_product_is_the_hessian_of_the_adapted_kl(
-    num_inner_steps: int, fvp_subsample: float
+    num_inner_steps: int, fvp_subsample: float, closed_form: bool
 ) -> None:
-    """MAML-TRPO's J^T F' J product equals the Hessian-vector product of the KL through the
-    inner steps (the direct third-order computation), on the same subsamples."""
+    """MAML-TRPO's J^T F' J product, in closed form (metarl.curvature) or by autograd, equals
+    the Hessian-vector product of the KL through the inner steps (the direct third-order
+    computation), on the same subsamples."""
     algo = _make(
         "maml_trpo",
         num_inner_steps=num_inner_steps,
         fvp_subsample=fvp_subsample,
         inner_lr_multipliers=[1.0, 0.5],
+        closed_form_curvature=closed_form,
     )
     algo.policy.double()
     algo.env.set_tasks(algo.sample_tasks(3))

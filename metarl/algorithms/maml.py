@@ -29,6 +29,7 @@ loop over tasks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,9 +50,10 @@ from metarl.adaptation import (
 )
 from metarl.algorithms.base import Algorithm
 from metarl.algorithms.trpo import CurvatureProduct, trpo_step
+from metarl.curvature import GaussianFisher, PolicyGradientHessian, supports_closed_form
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
-from metarl.policies import Params, make_mlp_policy
+from metarl.policies import GaussianMLPPolicy, MLPPolicy, Params, make_mlp_policy
 from metarl.sampling import rollout
 from metarl.tasks import TaskBatch
 
@@ -126,6 +128,10 @@ class MAMLConfig:
     fvp_through_inner: bool = True
     """TRPO: curvature = Hessian of the post-adaptation KL through the inner steps (exact);
     False: the Fisher at the adapted parameters (drops d theta'/d theta, much cheaper)."""
+    closed_form_curvature: bool = True
+    """TRPO: form the curvature products through the inner steps in closed form
+    (:mod:`metarl.curvature`) where the policy is a Gaussian MLP and the inner objective is
+    ``vpg``; False, or any other policy: autograd's double backward. The same matrix either way."""
     outer_lr: float = 1e-3
     """PPO/ProMP: Adam step size; Reptile: interpolation factor epsilon."""
     outer_epochs: int = 5
@@ -387,51 +393,58 @@ class MAML(Algorithm):
         sub_query = query.subsample(c.fvp_subsample, self.generator)
         sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
         theta = {k: v.detach() for k, v in self.policy.params().items()}
-        n = query.num_tasks
-        lrs = self.train_step_sizes(len(support))
-        # Each inner step from a fresh leaf (its value as the chain has it), with the gradient's
-        # graph kept for the Hessian-vector products at that step.
-        steps: list[tuple[list[torch.Tensor], list[torch.Tensor], float]] = []
-        current = list(expand_params(theta, n).values())
-        with torch.enable_grad():
-            for batch, lr in zip(sub_support, lrs, strict=True):
-                assert isinstance(lr, float | int)
-                leaf = [v.detach().clone().requires_grad_() for v in current]
-                at = dict(zip(theta, leaf, strict=True))
-                grads = self.rule.gradients(self.policy, at, batch, create_graph=True)
-                steps.append((leaf, grads, float(lr)))
-                current = [(v - lr * g).detach() for v, g in zip(leaf, grads, strict=True)]
-            adapted = [v.detach().clone().requires_grad_() for v in current]
-            dist = self.policy.distribution(
-                sub_query.obs, dict(zip(theta, adapted, strict=True)), True
-            )
-            kl = kl_per_task(detach_distribution(dist), dist, sub_query).mean()
-            kl_grads = list(torch.autograd.grad(kl, adapted, create_graph=True))
-
-        def hvp(
-            at: list[torch.Tensor], grads: list[torch.Tensor], u: list[torch.Tensor]
-        ) -> list[torch.Tensor]:
-            """Per-task Hessian-vector products (task i's loss depends on row i only)."""
-            with torch.enable_grad():
-                dot = sum((g * x).sum() for g, x in zip(grads, u, strict=True))
-                out = torch.autograd.grad(dot, at, retain_graph=True, allow_unused=True)
-            return [torch.zeros_like(a) if h is None else h for a, h in zip(at, out, strict=True)]
-
+        lrs = [float(lr) for lr in self.train_step_sizes(len(support))]  # type: ignore[arg-type]
+        closed_form = (
+            c.closed_form_curvature
+            and self.rule.objective == "vpg"
+            and supports_closed_form(self.policy)
+        )
+        make = _closed_form_steps if closed_form else self._autograd_steps
+        steps, fisher = make(self.policy, theta, sub_support, sub_query, lrs)
         sizes = [v.numel() for v in theta.values()]
+        n = query.num_tasks
 
         def product(v: torch.Tensor) -> torch.Tensor:
             shaped = {
                 k: x.view_as(t) for x, (k, t) in zip(v.split(sizes), theta.items(), strict=True)
             }
-            u = list(expand_params(shaped, n).values())
-            for leaf, grads, lr in steps:  # J v: forward through the steps
-                u = [x - lr * h for x, h in zip(u, hvp(leaf, grads, u), strict=True)]
-            w = hvp(adapted, kl_grads, u)  # F' J v
-            for leaf, grads, lr in reversed(steps):  # J^T: backward through them
-                w = [x - lr * h for x, h in zip(w, hvp(leaf, grads, w), strict=True)]
-            return torch.cat([x.sum(0).reshape(-1) for x in w])  # theta is shared by the tasks
+            u = expand_params(shaped, n)
+            for hessian, lr in steps:  # J v: forward through the steps
+                hu = hessian(u)
+                u = {k: x - lr * hu[k] for k, x in u.items()}
+            w = fisher(u)  # F' J v
+            for hessian, lr in reversed(steps):  # J^T: backward through them
+                hw = hessian(w)
+                w = {k: x - lr * hw[k] for k, x in w.items()}
+            return torch.cat([x.sum(0).reshape(-1) for x in w.values()])  # theta is shared
 
         return product
+
+    def _autograd_steps(
+        self,
+        policy: MLPPolicy,
+        theta: Params,
+        support: list[StepBatch],
+        query: StepBatch,
+        lrs: list[float],
+    ) -> tuple[list[tuple[_Product, float]], _Product]:
+        """The inner Hessians and the Fisher at the adapted weights as autograd products."""
+        n = query.num_tasks
+        # Each inner step from a fresh leaf (its value as the chain has it), with the gradient's
+        # graph kept for the Hessian-vector products at that step.
+        steps: list[tuple[_Product, float]] = []
+        current = expand_params(theta, n)
+        with torch.enable_grad():
+            for batch, lr in zip(support, lrs, strict=True):
+                at = {k: v.detach().clone().requires_grad_() for k, v in current.items()}
+                grads = self.rule.gradients(policy, at, batch, create_graph=True)
+                steps.append((_autograd_hvp(at, grads), lr))
+                current = {k: (at[k] - lr * g).detach() for k, g in zip(at, grads, strict=True)}
+            adapted = {k: v.detach().clone().requires_grad_() for k, v in current.items()}
+            dist = policy.distribution(query.obs, adapted, True)
+            kl = kl_per_task(detach_distribution(dist), dist, query).mean()
+            kl_grads = list(torch.autograd.grad(kl, list(adapted.values()), create_graph=True))
+        return steps, _autograd_hvp(adapted, kl_grads)
 
     def curvature_kl(
         self, support: list[StepBatch], query: StepBatch, chain: list[Params]
@@ -522,6 +535,48 @@ class MAML(Algorithm):
             c.eval_episodes,
             batch_steps=c.eval_batch_steps,
         )
+
+
+#: ``v -> H v`` on task-stacked parameter dicts.
+_Product = Callable[[Params], Params]
+
+
+def _autograd_hvp(at: Params, grads: list[torch.Tensor]) -> _Product:
+    """Per-task Hessian-vector products by differentiating ``grads`` (taken with the graph at
+    the leaves ``at``) again; task i's loss depends on row i only."""
+
+    def hvp(u: Params) -> Params:
+        with torch.enable_grad():
+            dot = torch.stack([(g * u[k]).sum() for k, g in zip(at, grads, strict=True)]).sum()
+            out = torch.autograd.grad(dot, list(at.values()), retain_graph=True, allow_unused=True)
+        return {
+            k: torch.zeros_like(a) if h is None else h
+            for (k, a), h in zip(at.items(), out, strict=True)
+        }
+
+    return hvp
+
+
+def _closed_form_steps(
+    policy: MLPPolicy,
+    theta: Params,
+    support: list[StepBatch],
+    query: StepBatch,
+    lrs: list[float],
+) -> tuple[list[tuple[_Product, float]], _Product]:
+    """The inner Hessians and the Fisher at the adapted weights in closed form
+    (:mod:`metarl.curvature`): the same products as :meth:`MAML._autograd_steps`."""
+    assert isinstance(policy, GaussianMLPPolicy)
+    steps: list[tuple[_Product, float]] = []
+    current = expand_params(theta, query.num_tasks)
+    for batch, lr in zip(support, lrs, strict=True):
+        hessian = PolicyGradientHessian(
+            policy, current, batch.obs, batch.actions, -batch.weight * batch.advantages
+        )
+        steps.append((hessian, lr))
+        current = {k: v - lr * hessian.gradient[k] for k, v in current.items()}
+    fisher = GaussianFisher(policy, current, query.obs, query.weight, 1.0 / query.num_tasks)
+    return steps, fisher
 
 
 # --- the named variants: the same class, a different default for one part ---------------------

@@ -121,6 +121,7 @@ def trpo_step(
     """
     params = list(params)
     g = flat_grad(loss, params, retain_graph=True)
+    curvature: CurvatureProduct
     if isinstance(kl, torch.Tensor):
         grad_kl = flat_grad(kl, params, create_graph=True)
 
