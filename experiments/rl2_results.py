@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BUDGET_FILE = HERE / "results" / "rl2_budget.json"
 BASELINE_CACHE = HERE / "results" / "rl2_baselines.json"
+#: Per preset and training seed, the summary of each finished run (see ``finished_runs``).
+RUNS_FILE = HERE / "results" / "rl2_runs.json"
 
 # The paper's numbers are typed in once, in experiments/baselines.py (ANCHORS.md 1 and 2).
 PAPER_BANDIT_RL2 = {cell: row["RL2"] for cell, row in PAPER_BANDITS.items()}
@@ -96,26 +98,46 @@ def presets() -> dict[str, RunConfig]:
     return dict(sorted(cfgs.items(), key=lambda item: _order(item[1])))
 
 
+def run_summary(d: Path) -> dict[str, Any]:
+    """What the table needs of one finished run directory (kept in ``RUNS_FILE``)."""
+    cfg = json.loads((d / "config.json").read_text())["config"]
+    res = json.loads((d / "results.json").read_text())["rl2"]
+    wall = (d / "results.json").stat().st_mtime - (d / "config.json").stat().st_mtime
+    steps = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)["env_steps"]
+    keep = ("trial_return_mean", "trial_return_ci95", "mean")
+    out: dict[str, Any] = {
+        "run": d.name,
+        "test": {k: res["test"][k] for k in keep if k in res["test"]},
+        "steps": int(steps),
+        "wall": wall,
+        "torch_threads": int(cfg.get("torch_threads", 1)),
+    }
+    if "ood" in res:
+        out["ood"] = {"mean": res["ood"]["mean"]}
+    return out
+
+
 def finished_runs(runs: Path, name: str) -> list[dict[str, Any]]:
-    """Runs of preset ``name`` with a results.json, the latest per seed."""
-    by_seed: dict[int, dict[str, Any]] = {}
+    """Preset ``name``'s finished runs, one per training seed (in seed order).
+
+    A run directory with a results.json (the latest per seed) is summarized into ``RUNS_FILE``,
+    which is committed: run directories stay on the machine that made them, and the table is
+    rebuilt from the summaries of every run recorded so far.
+    """
+    recorded: dict[str, dict[str, dict[str, Any]]] = (
+        json.loads(RUNS_FILE.read_text()) if RUNS_FILE.exists() else {}
+    )
+    seeds = recorded.get(name, {})
+    fresh = {}
     for d in sorted(runs.glob(f"{name}__*")):
-        if not (d / "results.json").exists():
-            continue
-        cfg = json.loads((d / "config.json").read_text())["config"]
-        res = json.loads((d / "results.json").read_text())["rl2"]
-        wall = (d / "results.json").stat().st_mtime - (d / "config.json").stat().st_mtime
-        steps = int(
-            torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)["env_steps"]
-        )
-        by_seed[int(cfg["seed"])] = {
-            "dir": d,
-            "config": cfg,
-            "results": res,
-            "wall": wall,
-            "steps": steps,
-        }
-    return [by_seed[s] for s in sorted(by_seed)]
+        if (d / "results.json").exists():
+            seed = json.loads((d / "config.json").read_text())["config"]["seed"]
+            fresh[str(seed)] = run_summary(d)
+    if fresh and any(seeds.get(k) != v for k, v in fresh.items()):
+        recorded[name] = {**seeds, **fresh}
+        RUNS_FILE.write_text(json.dumps(dict(sorted(recorded.items())), indent=1) + "\n")
+        seeds = recorded[name]
+    return [seeds[s] for s in sorted(seeds, key=int)]
 
 
 # --- classic baselines on the same test tasks ------------------------------------------------
@@ -228,8 +250,8 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
             else "not run"
         )
         return f"| {cell} | {est} | {_num(paper)} | – | {_num(target)} | – | – | {cmd} |"
-    means = [r["results"]["test"]["trial_return_mean"] for r in runs]
-    cis = [r["results"]["test"]["trial_return_ci95"] for r in runs]
+    means = [r["test"]["trial_return_mean"] for r in runs]
+    cis = [r["test"]["trial_return_ci95"] for r in runs]
     mean = statistics.fmean(means)
     if len(means) > 1:
         seed_ci = float(mean_ci(torch.tensor(means))[1])
@@ -241,9 +263,9 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
     else:
         ours = f"**{mean:.2f}** ± {cis[0]:.2f} (1 seed)"
     if "PointNav" in cfg.env:
-        curves = [r["results"]["test"]["mean"] for r in runs]
+        curves = [r["test"]["mean"] for r in runs]
         curve = [statistics.fmean(c[i] for c in curves) for i in range(len(curves[0]))]
-        ood = [r["results"].get("ood", {}).get("mean") for r in runs]
+        ood = [r.get("ood", {}).get("mean") for r in runs]
         ours += "; return per episode of the trial (test, mean over seeds): " + " → ".join(
             f"{v:.2f}" for v in curve
         )
@@ -257,7 +279,7 @@ def row(name: str, cfg: RunConfig, runs: list[dict[str, Any]], budget: dict[str,
     ok = "–" if math.isnan(target) else ("yes" if mean >= target else "no")
     steps = statistics.fmean(r["steps"] for r in runs)
     wall = statistics.fmean(r["wall"] for r in runs)
-    threads = sorted({int(r["config"].get("torch_threads", 1)) for r in runs})
+    threads = sorted({int(r["torch_threads"]) for r in runs})
     used = ", ".join("all cores" if t == 0 else f"{t} thread{'s' * (t > 1)}" for t in threads)
     return (
         f"| {cell} | {ours} | {_num(paper)} | {base} | {_num(target)} ({ok}) | {steps / 1e6:.1f}M "
@@ -270,8 +292,13 @@ def render(runs_dir: Path, budget: dict[str, float]) -> str:
     lines = [
         "# RL² against the RL² paper (Duan et al. 2016, Tables 1 and 2)",
         "",
-        "Generated by `python experiments/rl2_results.py` from the runs in "
-        f"`{runs_dir}`; do not edit by hand.",
+        "Generated by `python experiments/rl2_results.py` from the run summaries in "
+        "`experiments/results/rl2_runs.json`, which it updates from the run directories under "
+        f"`{runs_dir.relative_to(ROOT) if runs_dir.is_relative_to(ROOT) else runs_dir}` found "
+        "on the machine; do not edit by hand. Runs of the first six sessions were recovered "
+        "from this table after their directories were lost (per-seed scores to 2 decimals, each "
+        "seed given its row's mean steps and wall-clock), so aggregates may differ from the "
+        "earlier table in the last digit.",
         "",
         "- Ours: trial return (sum of the rewards of the n episodes of a trial) on 1000 held-out "
         "`test` tasks (Evaluator seed 10000, the same tasks for every seed and baseline), "

@@ -405,3 +405,47 @@ def test_reward_aux_loss_trains_the_head_and_reaches_the_memory() -> None:
     )
     assert grads[0] is not None and grads[0].abs().sum() > 0  # the memory is trained by it
     assert grads[1] is None  # the policy head is not
+
+
+def test_results_script_keeps_each_finished_run_after_its_directory_is_gone(
+    tmp_path, monkeypatch
+) -> None:
+    """experiments/rl2_results.py summarizes a run directory into its committed runs file and
+    rebuilds the row from that file once the directory (never committed) is gone."""
+    import importlib.util
+    import shutil
+    import sys
+
+    from metarl.training import train
+
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))  # the script imports experiments/baselines.py
+    spec = importlib.util.spec_from_file_location(
+        "experiments_rl2_results", EXPERIMENTS / "rl2_results.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "RUNS_FILE", tmp_path / "rl2_runs.json")
+    cfg = from_dict(
+        RunConfig,
+        {
+            "algorithm": "rl2",
+            "env": "metarl/Bandit-v0",
+            "name": "rl2_bandit_n10_k5",
+            "seed": 2,
+            "total_env_steps": 160,
+            "runs_dir": str(tmp_path / "runs"),
+            "env_kwargs": {"num_arms": 5},
+            "eval": {"num_tasks": 8, "splits": ["test"]},
+            "algo": {"tasks_per_iteration": 8, "episodes_per_trial": 10, "hidden_size": 8},
+        },
+    )
+    run = train(cfg, progress=False)
+    first = script.finished_runs(tmp_path / "runs", "rl2_bandit_n10_k5")
+    assert len(first) == 1 and first[0]["run"] == run.name and first[0]["steps"] == 160
+    score = first[0]["test"]["trial_return_mean"]
+    assert 0.0 <= score <= 10.0 and first[0]["torch_threads"] == cfg.torch_threads
+    shutil.rmtree(run)
+    assert script.finished_runs(tmp_path / "runs", "rl2_bandit_n10_k5") == first
+    assert script.finished_runs(tmp_path / "runs", "rl2_bandit_n10_k10") == []
