@@ -75,7 +75,7 @@ class _MeanNetwork:
     tanh, ``curvatures[k]`` is ``phi''(z_k)`` (ReLU's is zero almost everywhere).
     """
 
-    def __init__(self, policy: GaussianMLPPolicy, params: Mapping[str, torch.Tensor], obs: Tensor):
+    def __init__(self, policy: GaussianMLPPolicy, params: Mapping[str, Tensor], obs: Tensor):
         if not supports_closed_form(policy):
             raise TypeError(
                 f"{type(policy).__name__} is not a Gaussian MLP with ReLU or tanh activations; "
@@ -120,9 +120,9 @@ class _MeanNetwork:
         """Gradients of ``sum(delta * z_L)`` with respect to the layers' weights and biases,
         and ``d/dz_k`` of it for every layer (the deltas a Hessian product needs)."""
         grads: dict[str, Tensor] = {}
-        deltas: list[Tensor] = [delta] * len(self.names)
+        deltas: list[Tensor] = []
         for k in reversed(range(len(self.names))):
-            deltas[k] = delta
+            deltas.insert(0, delta)
             grads[f"{self.names[k]}.weight"] = _outer_sum(delta, self.inputs[k])
             grads[f"{self.names[k]}.bias"] = delta.sum(1)
             if k > 0:
@@ -171,8 +171,7 @@ class PolicyGradientHessian:
         self.coef = coef.unsqueeze(-1)  # [task, N, 1]
         self.error = actions - net.scale * net.out  # a - mu, [task, N, act_dim]
         # d log pi / d z_L = s (a - mu) / sigma^2; d log pi / d log sigma = (a - mu)^2 / sigma^2 - 1
-        self.z_error = self.coef * net.scale * self.error * net.inv_var
-        grads, self.deltas = net.backward(self.z_error)
+        grads, self.deltas = net.backward(self.coef * net.scale * self.error * net.inv_var)
         grads["log_std"] = net.std_mask * (
             self.coef * (self.error * self.error * net.inv_var - 1)
         ).sum(1)
