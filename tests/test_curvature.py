@@ -113,3 +113,22 @@ def test_supports_closed_form_names_what_it_differentiates() -> None:
             torch.zeros(1, 1, 2),
             torch.ones(1, 1),
         )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_products_on_the_gpu_equal_the_cpu_ones() -> None:
+    policy, params, batch = _problem((7, 5), "tanh", [0.1, 0.3], True)
+    v = {k: torch.randn_like(x) for k, x in params.items()}
+    coef = -batch.weight * batch.advantages
+    cpu = PolicyGradientHessian(policy, params, batch.obs, batch.actions, coef)
+    fisher = GaussianFisher(policy, params, batch.obs, batch.weight)
+    cuda = {k: x.cuda() for k, x in params.items()}
+    gpu = PolicyGradientHessian(
+        policy.cuda(), cuda, batch.obs.cuda(), batch.actions.cuda(), coef.cuda()
+    )
+    gpu_fisher = GaussianFisher(policy, cuda, batch.obs.cuda(), batch.weight.cuda())
+    v_gpu = {k: x.cuda() for k, x in v.items()}
+    for ours, theirs in ((cpu(v), gpu(v_gpu)), (fisher(v), gpu_fisher(v_gpu))):
+        for k in params:
+            torch.testing.assert_close(theirs[k].cpu(), ours[k], rtol=1e-9, atol=1e-11)
