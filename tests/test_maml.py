@@ -276,3 +276,22 @@ def test_post_adaptation_return_beats_pre_adaptation() -> None:
     result = Evaluator(ENV, num_tasks=20).evaluate(algo, algo.eval_envs_per_task)["test"]
     pre, post = result.mean
     assert post > pre + 5.0, f"pre-adaptation {pre:.1f}, post-adaptation {post:.1f}"
+
+
+@pytest.mark.parametrize("name", ["maml_ppo", "promp"])
+def test_ppo_outer_update_reuses_the_sampled_inner_steps(name: str) -> None:
+    """The clipped-surrogate update's first epoch starts from the inner steps taken while
+    sampling; the parameters it lands on are those of recomputing every epoch's steps."""
+    algos = [_make(name, outer_epochs=3) for _ in range(2)]
+    for algo in algos:
+        algo.policy.double()
+        algo.optimizer = torch.optim.Adam(algo.meta_parameters(), lr=algo.config.outer_lr)
+    algos[1].policy.load_state_dict(algos[0].policy.state_dict())
+    algos[0].env.set_tasks(algos[0].sample_tasks(3))
+    batch = algos[0].sample(differentiable=True)
+    assert batch.query is not None and batch.chain[-1]["log_std"].requires_grad
+    reused = algos[0].ppo_update(batch.support, batch.query, batch.chain)
+    recomputed = algos[1].ppo_update(batch.support, batch.query)
+    assert reused == pytest.approx(recomputed, rel=1e-9, abs=1e-12)
+    for a, b in zip(algos[0].policy.parameters(), algos[1].policy.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

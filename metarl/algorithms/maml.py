@@ -257,7 +257,7 @@ class MAML(Algorithm):
     def train_step(self) -> dict[str, float]:
         c = self.config
         self.env.set_tasks(self.sample_tasks(c.meta_batch_size))
-        batch = self.sample(with_query=c.outer != "reptile", differentiable=c.outer == "trpo")
+        batch = self.sample(with_query=c.outer != "reptile", differentiable=c.outer != "reptile")
         metrics = self.outer_update(batch)
         self.env_steps += batch.env_steps
         self.iteration += 1
@@ -272,8 +272,8 @@ class MAML(Algorithm):
         Step ``k``'s trajectories come from the policy adapted ``k`` times. With
         ``differentiable`` the inner steps are taken from the live meta-parameters with the graph
         the outer update differentiates (second order unless ``first_order``), so an outer update
-        that starts at the sampling parameters (TRPO) reuses them instead of recomputing the same
-        steps; the rollouts always act with detached copies.
+        that starts at the sampling parameters (TRPO, and the first epoch of PPO's) reuses them
+        instead of recomputing the same steps; the rollouts always act with detached copies.
         """
         c = self.config
         n = c.meta_batch_size
@@ -325,7 +325,7 @@ class MAML(Algorithm):
             raise ValueError(f"outer={self.config.outer!r} needs a query rollout")
         if self.config.outer == "trpo":
             return self.trpo_update(batch.support, batch.query, batch.chain)
-        return self.ppo_update(batch.support, batch.query)
+        return self.ppo_update(batch.support, batch.query, batch.chain)
 
     def trpo_update(
         self, support: list[StepBatch], query: StepBatch, chain: list[Params] | None = None
@@ -334,7 +334,7 @@ class MAML(Algorithm):
         steps unless ``first_order`` (Finn et al. 2017, section 5.3). ``chain``: the inner steps
         as ``sample(differentiable=True)`` took them at the current parameters, if at hand."""
         c = self.config
-        if chain is None or not chain[-1][next(iter(chain[-1]))].requires_grad:
+        if chain is None or not _tracks_grad(chain):
             chain = self.adapt(support, create_graph=not c.first_order)
         dist = self.policy.distribution(query.obs, chain[-1], True)
         old = detach_distribution(dist)
@@ -464,29 +464,41 @@ class MAML(Algorithm):
         dist = self.policy.distribution(sub_query.obs, adapted, True)
         return kl_per_task(detach_distribution(dist), dist, sub_query).mean()
 
-    def ppo_update(self, support: list[StepBatch], query: StepBatch) -> dict[str, float]:
+    def ppo_update(
+        self, support: list[StepBatch], query: StepBatch, chain: list[Params] | None = None
+    ) -> dict[str, float]:
         """Clipped-surrogate outer loop (MAML-PPO; ProMP, Rothfuss et al. 2019, Algorithm 1).
 
         ``outer_epochs`` Adam steps on the same meta-batch, each recomputing the inner steps from
-        the current ``theta``. ProMP adds ``inner_kl_coef`` times the KL between each inner
-        step's sampling policy and its current counterpart, which keeps the pre-update policies
-        near the ones that collected the support data.
+        the current ``theta``; the first reuses ``chain``, the inner steps as
+        ``sample(differentiable=True)`` took them at these parameters, if at hand. ProMP adds
+        ``inner_kl_coef`` times the KL between each inner step's sampling policy and its current
+        counterpart, which keeps the pre-update policies near the ones that collected the
+        support data.
         """
         c = self.config
         assert self.optimizer is not None
+        sampled = chain if chain is not None and _tracks_grad(chain) else None
         with torch.no_grad():
-            chain = self.adapt(support, create_graph=False)
+            start = (
+                [{k: v.detach() for k, v in p.items()} for p in sampled]
+                if sampled is not None
+                else self.adapt(support, create_graph=False)
+            )
             olds = [
                 detach_distribution(self.policy.distribution(b.obs, p, True))
-                for b, p in zip(support, chain, strict=False)
+                for b, p in zip(support, start, strict=False)
             ]
         stats: dict[str, list[float]] = {
             "loss/surrogate": [],
             "optim/inner_kl": [],
             "optim/clip_fraction": [],
         }
-        for _ in range(c.outer_epochs):
-            chain = self.adapt(support, create_graph=not c.first_order)
+        for epoch in range(c.outer_epochs):
+            if epoch == 0 and sampled is not None:
+                chain = sampled
+            else:
+                chain = self.adapt(support, create_graph=not c.first_order)
             dist = self.policy.distribution(query.obs, chain[-1], True)
             ratio = torch.exp(dist.log_prob(query.actions) - query.log_probs)
             clipped = ratio.clamp(1 - c.clip_coef, 1 + c.clip_coef)
@@ -535,6 +547,11 @@ class MAML(Algorithm):
             c.eval_episodes,
             batch_steps=c.eval_batch_steps,
         )
+
+
+def _tracks_grad(chain: list[Params]) -> bool:
+    """Whether the adapted parameters of ``chain`` carry a graph back to the meta-parameters."""
+    return next(iter(chain[-1].values())).requires_grad
 
 
 #: ``v -> H v`` on task-stacked parameter dicts.
