@@ -505,7 +505,7 @@ NOTES = [
     "for about 5 of its 20 minutes with the test suite and 30-second MAML runs): 83.43, 82.96 "
     "and 83.32, against 82.84, 83.20 and 83.06 at 20M. The mean gains 0.2 (83.24) and stays "
     "0.26 below the paper's 83.5 and 1.0 below Gittins's 84.22 on the same tasks; seed 2 scored "
-    "lower than at 20M. The training return had levelled at 82.5-83.5 from about 24M steps, so "
+    "lower than at 20M. Seed 1's training return had levelled at 82.5-83.5 from about 24M steps, so "
     "a longer budget alone is unlikely to close the last 0.3. The run summaries of every session "
     "are now kept in experiments/results/rl2_runs.json (the first six sessions' recovered from "
     "this table, see the top), so a table with new rows keeps the old ones.",
