@@ -508,7 +508,11 @@ NOTES = [
     "lower than at 20M. Seed 1's training return had levelled at 82.5-83.5 from about 24M steps, so "
     "a longer budget alone is unlikely to close the last 0.3. The run summaries of every session "
     "are now kept in experiments/results/rl2_runs.json (the first six sessions' recovered from "
-    "this table, see the top), so a table with new rows keeps the old ones.",
+    "this table, see the top), so a table with new rows keeps the old ones. (n=100, k=50) with "
+    "reward prediction (`experiments/rl2_bandit_n100_k50_aux.toml`, the fourth session's "
+    "preset plus the prediction loss, 20M steps, 3 seeds one at a time, all cores): 83.28, "
+    "83.16 and 83.27, against 81.66, 81.35 and 82.00 for the paper's agent with the same seeds: "
+    "1.6 up, still 1.7 below the paper's 84.9 and 2.1 below Gittins's 85.34 on the same tasks.",
     "- Budget estimates ('not run'): steps/s is measured by `--measure` (2 full training "
     "iterations of the preset, updates included, with the preset's torch threads); the step "
     "count is the preset's `total_env_steps`, a guess scaled from the cells that ran (trial "
