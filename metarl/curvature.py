@@ -43,8 +43,9 @@ Tensor = torch.Tensor
 
 def supports_closed_form(policy: nn.Module) -> bool:
     """Whether ``policy`` is a Gaussian MLP made of linear layers with ReLU or tanh between them,
-    the policy this module differentiates."""
-    if not isinstance(policy, GaussianMLPPolicy):
+    the policy this module differentiates. A subclass may compute something else from the same
+    weights, so only the class itself qualifies."""
+    if type(policy) is not GaussianMLPPolicy:
         return False
     layers = list(policy.mean.children())
     linear = layers[0::2]

@@ -104,7 +104,12 @@ def test_products_are_per_task() -> None:
 
 
 def test_supports_closed_form_names_what_it_differentiates() -> None:
+    class Squashed(GaussianMLPPolicy):  # same weights, another function of them
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(super().forward(obs))
+
     assert supports_closed_form(GaussianMLPPolicy(2, 2, (4,), "relu"))
+    assert not supports_closed_form(Squashed(2, 2, (4,), "relu"))
     assert not supports_closed_form(CategoricalMLPPolicy(2, 3, (4,), "relu"))
     with pytest.raises(TypeError, match="not a Gaussian MLP"):
         GaussianFisher(
