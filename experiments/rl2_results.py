@@ -514,8 +514,9 @@ NOTES = [
     "83.16 and 83.27, against 81.66, 81.35 and 82.00 for the paper's agent with the same seeds: "
     "1.6 up, still 1.7 below the paper's 84.9 and 2.1 below Gittins's 85.34 on the same tasks. "
     "MDP n = 25 at 30M steps (`experiments/rl2_mdp_n25_key_head_aux_30m.toml`), seeds 2 and 3 "
-    "(one at a time, all cores; seed 3 shared the cores for about 3 minutes with a CI run in a "
-    "fresh virtual environment): 428.3 and 421.4, beside the fifth session's seed 1 at 419.7. "
+    "(one at a time, all cores; seed 2 shared the cores for about 4 minutes with a CI run in a "
+    "fresh virtual environment and the slow tests): 428.3 and 421.4, beside the fifth session's "
+    "seed 1 at 419.7. "
     "Over the 3 seeds: 423.1, 20 above the 15M-step row (402.6) and still 5.1% below the "
     "paper's 445.7 and 2.8% below greedy's 435.4 on the same tasks.",
     "- Budget estimates ('not run'): steps/s is measured by `--measure` (2 full training "
