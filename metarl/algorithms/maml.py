@@ -387,20 +387,28 @@ class MAML(Algorithm):
         and ``J^T w`` backward, each a Hessian-vector product of an inner loss; with ``F'`` that
         is ``2K + 1`` second-order products per ``v`` instead of one third-order pass through
         the gradient of the KL's gradient (:meth:`curvature_kl`, the same matrix). The data
-        are the same subsamples :meth:`curvature_kl` would draw.
+        are the same subsamples :meth:`curvature_kl` would draw. The products are formed in
+        closed form (:mod:`metarl.curvature`) for a Gaussian MLP policy and the ``vpg`` inner
+        objective unless ``closed_form_curvature`` is off, by autograd otherwise.
         """
         c = self.config
+        schedule = self.train_step_sizes(len(support))
+        lrs = [lr for lr in schedule if isinstance(lr, float | int)]
+        if len(lrs) != len(schedule):
+            raise TypeError(
+                "curvature_product needs fixed inner step sizes; learned ones (Meta-SGD) are "
+                "meta-parameters too and go through curvature_kl"
+            )
         sub_query = query.subsample(c.fvp_subsample, self.generator)
         sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
         theta = {k: v.detach() for k, v in self.policy.params().items()}
-        lrs = [float(lr) for lr in self.train_step_sizes(len(support))]  # type: ignore[arg-type]
         closed_form = (
             c.closed_form_curvature
             and self.rule.objective == "vpg"
             and supports_closed_form(self.policy)
         )
         make = _closed_form_steps if closed_form else self._autograd_steps
-        steps, fisher = make(self.policy, theta, sub_support, sub_query, lrs)
+        steps, fisher = make(self.policy, theta, sub_support, sub_query, [float(x) for x in lrs])
         sizes = [v.numel() for v in theta.values()]
         n = query.num_tasks
 
