@@ -393,7 +393,7 @@ class MAML(Algorithm):
         """
         c = self.config
         schedule = self.train_step_sizes(len(support))
-        lrs = [lr for lr in schedule if isinstance(lr, float | int)]
+        lrs = [float(lr) for lr in schedule if isinstance(lr, float | int)]
         if len(lrs) != len(schedule):
             raise TypeError(
                 "curvature_product needs fixed inner step sizes; learned ones (Meta-SGD) are "
@@ -408,7 +408,7 @@ class MAML(Algorithm):
             and supports_closed_form(self.policy)
         )
         make = _closed_form_steps if closed_form else self._autograd_steps
-        steps, fisher = make(self.policy, theta, sub_support, sub_query, [float(x) for x in lrs])
+        steps, fisher = make(self.policy, theta, sub_support, sub_query, lrs)
         sizes = [v.numel() for v in theta.values()]
         n = query.num_tasks
 
