@@ -41,11 +41,12 @@ from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
 from metarl.policies import MLPPolicy, Params, sample_action
 from metarl.returns import LinearFeatureBaseline, discounted_returns, gae
-from metarl.sampling import Actor, Trajectory, rollout
+from metarl.sampling import Actor, Trajectory, keep_completed, rollout
 from metarl.tasks import TaskBatch
 
 __all__ = [
     "InnerObjective",
+    "BatchMode",
     "StepSize",
     "StepBatch",
     "InnerRule",
@@ -58,6 +59,8 @@ __all__ = [
 ]
 
 InnerObjective = Literal["vpg", "lvc"]
+BatchMode = Literal["share", "lockstep"]
+"""How a step budget becomes a batch (see :meth:`InnerRule.curve`)."""
 #: A step size: one float for every parameter, or one tensor per parameter (Meta-SGD).
 StepSize = float | Mapping[str, torch.Tensor]
 
@@ -129,9 +132,13 @@ def step_size_schedule(
     return out
 
 
-def check_eval_batch(batch_steps: int | None, batch_envs: int) -> int | None:
-    """Validate ``eval_batch_steps`` / ``eval_batch_envs``; the environments per task they need
-    (None when ``batch_steps`` is unset: whole-trajectory evaluation)."""
+def check_eval_batch(
+    batch_steps: int | None, batch_envs: int, batch_mode: str = "share"
+) -> int | None:
+    """Validate ``eval_batch_steps`` / ``eval_batch_envs`` / ``eval_batch_mode``; the
+    environments per task they need (None when ``batch_steps`` is unset: whole trajectories)."""
+    if batch_mode not in ("share", "lockstep"):
+        raise ValueError(f"eval_batch_mode={batch_mode!r} must be 'share' or 'lockstep'")
     if batch_steps is None:
         return None
     if not isinstance(batch_envs, int) or batch_envs < 1:
@@ -287,6 +294,7 @@ class InnerRule:
         episodes: int,
         params: Params | None = None,
         batch_steps: int | None = None,
+        batch_mode: BatchMode = "share",
     ) -> AdaptationCurve:
         """Return after 0, 1, ..., ``len(lrs)`` inner steps on each task of ``tasks``.
 
@@ -295,12 +303,21 @@ class InnerRule:
         the data of the next inner step. ``params`` (shared, no task axis) default to the
         policy's own weights.
 
-        With ``batch_steps``, a point is instead at least ``batch_steps`` environment steps
-        per task, split evenly over the task's environments, each running whole episodes back
-        to back until it has its share (rllab's batch sampler, which the MAML paper's test
-        script used with 4000 steps). The score is then the mean over the episodes the batch
-        holds; where episodes end early on success, fast episodes are more numerous in the batch
-        than among whole-trajectory samples, and the score is higher.
+        With ``batch_steps``, a point is instead a batch of whole episodes holding at least
+        ``batch_steps`` environment steps per task, and its score the mean over the batch's
+        episodes. ``batch_mode`` says how the task's environments fill it, each running episodes
+        back to back:
+
+        * ``share``: each environment runs until it has its equal share of the steps and
+          finishes the episode it is in (rllab's parallel batch sampler);
+        * ``lockstep``: the environments step together until the episodes they have completed
+          hold ``batch_steps`` steps, and the episodes still running are dropped
+          (:func:`metarl.sampling.keep_completed`; rllab's ``VectorizedSampler``, which the MAML
+          paper's test script ran with 40 environments for 4000 steps).
+
+        Where episodes end early on success, fast episodes are more numerous in such a batch
+        than among whole trajectories, the more so in ``lockstep`` (a slow episode still running
+        at the end is dropped), and the score is higher than the whole-trajectory mean.
         """
         if batch_steps is not None and batch_steps % env.envs_per_task:
             raise ValueError(
@@ -319,6 +336,8 @@ class InnerRule:
         for k in range(len(lrs) + 1):
             actor = make_actor(policy, theta, num_tasks, gen)
             traj = rollout(env, actor, per_env, min_steps=per_env_steps)
+            if batch_steps is not None and batch_mode == "lockstep":
+                traj = keep_completed(traj, batch_steps)
             scores.append(traj.mean_episode_return())  # [task]
             steps += traj.num_steps
             if k < len(lrs):

@@ -6,8 +6,10 @@ which bounds any such trial. Steps of an environment that has already finished i
 host whether everyone is done: on a GPU backend it runs without a single host sync per step.
 
 A rollout of ``min_steps`` instead runs whole episodes back to back in every environment until it
-has taken at least that many steps (rllab's batch sampler, which counts a batch in environment
-steps and finishes the episodes it has begun), masking the steps after that episode.
+has taken at least that many steps (rllab's parallel batch sampler, which counts a batch in
+environment steps and finishes the episodes it has begun), masking the steps after that episode.
+:func:`keep_completed` turns such a rollout into the batch of a lockstep sampler with a step
+budget per task, which drops the episodes still running when the budget is met.
 
 The actor is a plain function, so the same engine serves every learner:
 
@@ -28,7 +30,7 @@ import torch
 
 from metarl.env import BatchedEnv
 
-__all__ = ["Trajectory", "Actor", "rollout", "to_task_major"]
+__all__ = ["Trajectory", "Actor", "rollout", "keep_completed", "to_task_major"]
 
 Actor = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any],
@@ -179,3 +181,39 @@ def rollout(
     data = {name: to_task_major(x, k) for name, x in buf.items()}
     values = data.pop("values", None)  # popped first: `**data` is unpacked before keywords
     return Trajectory(**data, values=values, num_episodes=num_episodes)  # type: ignore[arg-type]
+
+
+def keep_completed(traj: Trajectory, task_steps: int) -> Trajectory:
+    """The batch a lockstep sampler with a budget of ``task_steps`` per task draws from ``traj``.
+
+    rllab's ``VectorizedSampler`` (the sampler of the MAML paper's test script, whose 4000-step
+    batches come from 40 environments) steps all environments of a task together, each running
+    episodes back to back, and stops after the first step at which the episodes they have
+    completed hold at least ``task_steps`` steps. Episodes still running then are dropped, so a
+    batch over-represents the episodes that end early (a goal reached): their environments
+    complete several while a slow one runs.
+
+    ``traj`` comes from ``rollout(env, act, min_steps=m)`` with ``m * envs_per_task >=
+    task_steps``: by its last step every environment has completed at least ``m`` steps, so the
+    budget is met inside it. Returns ``traj`` with the mask (and ``num_episodes``) of the kept
+    episodes.
+    """
+    if not isinstance(task_steps, int) or task_steps < 1:
+        raise ValueError(f"task_steps={task_steps!r} must be a positive int")
+    done = traj.dones  # [task, env, time]
+    horizon = done.shape[-1]
+    time = torch.arange(horizon, device=done.device)
+    completed = torch.where(done, traj.step + 1, 0).sum(1).cumsum(-1)  # [task, time]
+    reached = completed >= task_steps
+    if not bool(reached[:, -1].all()):
+        raise ValueError(
+            f"the rollout completed {int(completed[:, -1].min())} steps in its shortest task, "
+            f"short of task_steps={task_steps}: roll out with min_steps >= task_steps / "
+            f"envs_per_task ({traj.rewards.shape[1]} environments)"
+        )
+    stop = reached.to(torch.int8).argmax(-1)  # [task]: first step meeting the budget
+    # the step at which each step's episode ends (past the horizon if it never does)
+    ends = torch.where(done, time, horizon).flip(-1).cummin(-1).values.flip(-1)
+    mask = ends <= stop[:, None, None]
+    kept = int(torch.where(mask, traj.episode, -1).max()) + 1
+    return replace(traj, mask=mask, num_episodes=max(kept, 1))

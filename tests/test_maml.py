@@ -205,17 +205,18 @@ def test_sampling_by_steps_fills_every_environments_horizon() -> None:
     assert whole.train_step()["env_steps"] <= 3 * 2 * 10 * 2
 
 
+@pytest.mark.parametrize("mode", ["share", "lockstep"])
 @pytest.mark.parametrize("name", ["maml_trpo", "pretrained_finetune"])
-def test_step_budget_evaluation_samples_exactly_its_budget(name: str) -> None:
+def test_step_budget_evaluation_samples_exactly_its_budget(name: str, mode: str) -> None:
     # the MAML paper's test protocol counted each point's batch in env steps (rllab's sampler)
-    def make(**eval_opts: int):  # noqa: ANN202
+    def make(**eval_opts: int | str):  # noqa: ANN202
         if name == "maml_trpo":
             return _make(name, **eval_opts)
         cls = get_algorithm(name)
         opts = {"tasks_per_iteration": 2, "envs_per_task": 2, "hidden": [8, 8], **eval_opts}
         return cls(ENV, from_dict(cls.Config, opts), seed=1, env_kwargs=SHORT)
 
-    algo = make(eval_batch_steps=60, eval_batch_envs=3, eval_num_steps=2)
+    algo = make(eval_batch_steps=60, eval_batch_envs=3, eval_num_steps=2, eval_batch_mode=mode)
     assert algo.eval_envs_per_task == 3
     result = Evaluator(ENV, num_tasks=2, env_kwargs=SHORT).evaluate(algo, algo.eval_envs_per_task)
     assert result["test"].points == [0, 1, 2]
@@ -224,13 +225,16 @@ def test_step_budget_evaluation_samples_exactly_its_budget(name: str) -> None:
         make_distribution(ENV).sample(2, "test", torch.Generator().manual_seed(0)),
         torch.Generator().manual_seed(1),
     )
-    # points x tasks x budget, plus at most one unfinished episode per environment
+    # points x tasks x budget, plus at most one episode per environment (share: the one it
+    # finishes past its share; lockstep: the ones completing at the step that meets the budget)
     assert 3 * 2 * 60 <= curve.env_steps < 3 * 2 * (60 + 3 * 10)
     assert torch.isfinite(curve.returns).all()
     with pytest.raises(ValueError, match="eval_batch_steps=50 must be a positive multiple"):
         make(eval_batch_steps=50, eval_batch_envs=3)
     with pytest.raises(ValueError, match="eval_batch_envs=0"):
         make(eval_batch_steps=60, eval_batch_envs=0)
+    with pytest.raises(ValueError, match="eval_batch_mode='parallel' is not allowed"):
+        make(eval_batch_steps=60, eval_batch_envs=3, eval_batch_mode="parallel")
 
 
 @pytest.mark.parametrize("name", ["pretrained_finetune", "oracle"])

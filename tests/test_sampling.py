@@ -5,7 +5,7 @@ import torch
 from conftest import gen
 
 import metarl
-from metarl.sampling import rollout
+from metarl.sampling import keep_completed, rollout
 
 
 def _env(goal):
@@ -65,6 +65,40 @@ def test_step_budget_runs_whole_episodes_back_to_back():
     assert torch.allclose(whole.mean_episode_return(), whole.episode_returns().mean((1, 2)))
     with pytest.raises(ValueError, match="min_steps=0"):
         rollout(env, _constant([0.1, 0.1]), min_steps=0)
+
+
+def test_lockstep_budget_drops_the_episodes_still_running():
+    # rllab's VectorizedSampler: a task's environments step together until their completed
+    # episodes hold the budget; the episodes still running then are dropped
+    env = metarl.make_batched_env(
+        "metarl/PointNav-v0", 1, 2, dtype=torch.float64, max_episode_steps=4
+    )
+    env.set_tasks(metarl.TaskBatch("point_nav", "train", {"goal": torch.tensor([[0.1, 0.1]])}))
+
+    def act(obs, *_):  # environment 0 reaches the goal in one step, environment 1 walks away
+        a = torch.tensor([[0.1, 0.1], [-0.1, -0.1]], dtype=obs.dtype)
+        return a, torch.zeros(2), None, None
+
+    traj = rollout(env, act, min_steps=3)
+    # budget 3: environment 0 has completed three 1-step episodes after t = 2, when
+    # environment 1 is 3 steps into its first 4-step episode, which is dropped
+    short = keep_completed(traj, 3)
+    assert short.mask[0, 0].tolist() == [True] * 3 + [False] * 3
+    assert not short.mask[0, 1].any()
+    assert short.num_episodes == 3 and short.num_steps == 3
+    assert torch.allclose(short.mean_episode_return(), torch.zeros(1, dtype=torch.float64))
+    # budget 6: met at t = 3, when environment 1 completes its episode (4 + 4 steps)
+    both = keep_completed(traj, 6)
+    assert both.mask[0, 0].tolist() == [True] * 4 + [False] * 2
+    assert both.mask[0, 1].tolist() == [True] * 4 + [False] * 2
+    far = -sum(((0.1 + 0.1 * k) * 2**0.5) for k in range(1, 5))  # walking away from (0.1, 0.1)
+    assert torch.allclose(  # 4 one-step episodes (return ~0) and one 4-step episode
+        both.mean_episode_return(), torch.tensor([far / 5], dtype=torch.float64), atol=1e-7
+    )
+    with pytest.raises(ValueError, match="completed 10 steps .* short of task_steps=11"):
+        keep_completed(traj, 11)  # six 1-step episodes and one 4-step one fit in 6 steps
+    with pytest.raises(ValueError, match="task_steps=0"):
+        keep_completed(traj, 0)
 
 
 def test_shifted_gives_previous_step_inputs():

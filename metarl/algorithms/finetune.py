@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from metarl.adaptation import InnerRule, check_eval_batch, step_size_schedule
+from metarl.adaptation import BatchMode, InnerRule, check_eval_batch, step_size_schedule
 from metarl.algorithms.multitask_ppo import MultiTaskPPO, MultiTaskPPOConfig
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
@@ -51,6 +51,9 @@ class PretrainedFineTuneConfig(MultiTaskPPOConfig):
     ``eval_batch_steps``)."""
     eval_batch_envs: int = 4
     """With ``eval_batch_steps``: environments per task sharing the budget."""
+    eval_batch_mode: BatchMode = "share"
+    """With ``eval_batch_steps``: how the environments fill the batch (as MAML's
+    ``eval_batch_mode``)."""
     inner_gamma: float = 0.99
     """Discount of the fine-tuning advantages."""
     inner_gae_lambda: float = 1.0
@@ -81,7 +84,7 @@ class PretrainedFineTune(MultiTaskPPO):
             )
             self.track(policy=self.policy, optimizer=self.optimizer)
         self.rule = InnerRule("vpg", c.inner_gamma, c.inner_gae_lambda)
-        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs)
+        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs, c.eval_batch_mode)
         self.eval_envs_per_task = c.eval_episodes if batch_envs is None else batch_envs
 
     def adaptation_curve(
@@ -91,5 +94,12 @@ class PretrainedFineTune(MultiTaskPPO):
         c = self.config
         lrs = step_size_schedule(c.inner_lr, c.eval_lr_multipliers, c.eval_num_steps)
         return self.rule.curve(
-            self.policy, env, tasks, lrs, generator, c.eval_episodes, batch_steps=c.eval_batch_steps
+            self.policy,
+            env,
+            tasks,
+            lrs,
+            generator,
+            c.eval_episodes,
+            batch_steps=c.eval_batch_steps,
+            batch_mode=c.eval_batch_mode,
         )

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from metarl.adaptation import (
+    BatchMode,
     InnerObjective,
     InnerRule,
     StepBatch,
@@ -163,7 +164,12 @@ class MAMLConfig:
     it is higher than the per-trajectory mean."""
     eval_batch_envs: int = 4
     """With ``eval_batch_steps``: environments per task sharing the budget, each running episodes
-    back to back (the paper's test script sampled with 4 workers)."""
+    back to back (the paper's test script: 40, its 4000 steps over the 100-step horizon)."""
+    eval_batch_mode: BatchMode = "share"
+    """With ``eval_batch_steps``: ``share`` (each environment runs to its equal share and finishes
+    its episode) or ``lockstep`` (the environments step together until their completed episodes
+    hold the budget; the unfinished ones are dropped, as the paper's test script's sampler did).
+    See :meth:`metarl.adaptation.InnerRule.curve`."""
 
 
 @dataclass
@@ -232,7 +238,7 @@ class MAML(Algorithm):
             if c.meta_sgd
             else None
         )
-        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs)
+        batch_envs = check_eval_batch(c.eval_batch_steps, c.eval_batch_envs, c.eval_batch_mode)
         self.eval_envs_per_task = c.eval_episodes if batch_envs is None else batch_envs
         self.track(policy=self.policy, env=self.env)
         if self.step_sizes is not None:
@@ -554,6 +560,7 @@ class MAML(Algorithm):
             generator,
             c.eval_episodes,
             batch_steps=c.eval_batch_steps,
+            batch_mode=c.eval_batch_mode,
         )
 
 
