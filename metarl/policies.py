@@ -29,6 +29,7 @@ __all__ = [
     "GaussianMLPPolicy",
     "CategoricalMLPPolicy",
     "make_mlp_policy",
+    "WeightInit",
     "RecurrentActorCritic",
     "Params",
     "space_dim",
@@ -37,6 +38,10 @@ __all__ = [
 
 Params = dict[str, torch.Tensor]
 Activation = Literal["relu", "tanh"]
+WeightInit = Literal["torch", "xavier"]
+"""Initial weights of an MLP's linear layers: ``torch``, PyTorch's ``nn.Linear`` default
+(Kaiming-uniform weights with a = sqrt(5), uniform biases); ``xavier``, Glorot-uniform weights
+and zero biases (the TensorFlow initializers of the official MAML code's policies)."""
 
 # Distribution argument validation costs a host sync per call; shapes are checked by the envs.
 Distribution.set_default_validate_args(False)
@@ -82,13 +87,26 @@ def _batched_mlp(seq: nn.Sequential, prefix: str, params: Params, x: torch.Tenso
     return x
 
 
-def _mlp(in_dim: int, hidden: Sequence[int], out_dim: int, activation: Activation) -> nn.Sequential:
+def _mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int,
+    activation: Activation,
+    weight_init: WeightInit = "torch",
+) -> nn.Sequential:
+    if weight_init not in ("torch", "xavier"):
+        raise ValueError(f"weight_init={weight_init!r} must be 'torch' or 'xavier'")
     act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
     layers: list[nn.Module] = []
     for h in hidden:
         layers += [nn.Linear(in_dim, h), act()]
         in_dim = h
     layers.append(nn.Linear(in_dim, out_dim))
+    if weight_init == "xavier":
+        for layer in layers:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 
@@ -142,10 +160,11 @@ class GaussianMLPPolicy(MLPPolicy):
         init_std: float = 1.0,
         min_log_std: float = -5.0,
         action_scale: Sequence[float] | None = None,
+        weight_init: WeightInit = "torch",
     ):
         super().__init__()
         self.act_dim = act_dim
-        self.mean = _mlp(obs_dim, hidden, act_dim, activation)
+        self.mean = _mlp(obs_dim, hidden, act_dim, activation, weight_init)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
         self.min_log_std = min_log_std
         # Optional affine map from the network's [-1, 1]-scaled action space to the env's box, as
@@ -187,9 +206,10 @@ class CategoricalMLPPolicy(MLPPolicy):
         num_actions: int,
         hidden: Sequence[int] = (64, 64),
         activation: Activation = "tanh",
+        weight_init: WeightInit = "torch",
     ):
         super().__init__()
-        self.logits = _mlp(obs_dim, hidden, num_actions, activation)
+        self.logits = _mlp(obs_dim, hidden, num_actions, activation, weight_init)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.logits(obs)
@@ -210,6 +230,7 @@ def make_mlp_policy(
     activation: Activation = "tanh",
     init_std: float = 1.0,
     scale_to_action_space: bool = False,
+    weight_init: WeightInit = "torch",
 ) -> MLPPolicy:
     """The feed-forward policy that fits the spaces (Gaussian for Box, categorical for Discrete).
 
@@ -218,7 +239,7 @@ def make_mlp_policy(
     """
     obs_dim = space_dim(observation_space)
     if isinstance(action_space, gym.spaces.Discrete):
-        return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden, activation)
+        return CategoricalMLPPolicy(obs_dim, int(action_space.n), hidden, activation, weight_init)
     if isinstance(action_space, gym.spaces.Box):
         scale = None
         if scale_to_action_space:
@@ -234,7 +255,13 @@ def make_mlp_policy(
                 )
             scale = [float(h) for h in high]
         return GaussianMLPPolicy(
-            obs_dim, space_dim(action_space), hidden, activation, init_std, action_scale=scale
+            obs_dim,
+            space_dim(action_space),
+            hidden,
+            activation,
+            init_std,
+            action_scale=scale,
+            weight_init=weight_init,
         )
     raise ValueError(f"action space {action_space} is not supported: use Discrete or Box")
 

@@ -1,6 +1,7 @@
 """Policies: functional and task-batched parameters, the RL² GRU and its trial-boundary resets."""
 
 import gymnasium as gym
+import pytest
 import torch
 from conftest import gen
 
@@ -97,3 +98,21 @@ def test_gru_state_resets_at_a_new_trial_only():
     h = torch.ones(3, 4)
     out = RecurrentActorCritic.reset_at(h, torch.tensor([False, True, False]))
     assert torch.equal(out, torch.tensor([[1.0] * 4, [0.0] * 4, [1.0] * 4]))
+
+
+def test_xavier_weight_init_is_glorot_uniform_with_zero_biases():
+    # the official MAML code's TensorFlow initializers: Glorot-uniform weights, zero biases
+    torch.manual_seed(0)
+    obs, act = gym.spaces.Box(-1, 1, (2,)), gym.spaces.Box(-0.1, 0.1, (2,))
+    policy = make_mlp_policy(obs, act, (100, 100), "relu", weight_init="xavier")
+    linears = [m for m in policy.modules() if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(100, 2), (100, 100), (2, 100)]
+    for m in linears:
+        fan_out, fan_in = m.weight.shape
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        assert m.bias.eq(0).all()
+        assert m.weight.abs().max() <= bound and m.weight.abs().max() > 0.9 * bound
+    default = make_mlp_policy(obs, act, (100, 100), "relu")  # PyTorch's: uniform biases
+    assert all(m.bias.ne(0).any() for m in default.modules() if isinstance(m, torch.nn.Linear))
+    with pytest.raises(ValueError, match="weight_init='he' must be 'torch' or 'xavier'"):
+        make_mlp_policy(obs, act, (8,), "relu", weight_init="he")  # type: ignore[arg-type]

@@ -54,7 +54,7 @@ from metarl.algorithms.trpo import CurvatureProduct, trpo_step
 from metarl.curvature import GaussianFisher, PolicyGradientHessian, supports_closed_form
 from metarl.env import BatchedEnv
 from metarl.evaluation import AdaptationCurve
-from metarl.policies import GaussianMLPPolicy, MLPPolicy, Params, make_mlp_policy
+from metarl.policies import GaussianMLPPolicy, MLPPolicy, Params, WeightInit, make_mlp_policy
 from metarl.sampling import rollout
 from metarl.tasks import TaskBatch
 
@@ -101,6 +101,9 @@ class MAMLConfig:
     """Policy hidden activation (paper: ReLU)."""
     init_std: float = 1.0
     """Initial standard deviation, in units of the action box's half-width if ``scale_actions``."""
+    weight_init: WeightInit = "torch"
+    """Initial weights of the policy MLP: ``torch`` (PyTorch's default) or ``xavier``
+    (Glorot-uniform weights and zero biases, as the official MAML code's policy)."""
     scale_actions: bool = True
     """Policy acts in [-1, 1] scaled to the action box, as rllab's ``normalize(env)`` in the
     official MAML code; keeps the published step sizes meaningful."""
@@ -225,6 +228,7 @@ class MAML(Algorithm):
             c.activation,
             c.init_std,
             scale_to_action_space=c.scale_actions,
+            weight_init=c.weight_init,
         ).to(self.device)
         self.rule = InnerRule(
             c.inner_objective,
