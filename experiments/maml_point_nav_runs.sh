@@ -10,12 +10,16 @@
 #   bash experiments/maml_point_nav_runs.sh two_step    # MAML-TRPO trained with 2 inner steps
 #   bash experiments/maml_point_nav_runs.sh mb40        # the official launcher's meta-batch 40
 #   bash experiments/maml_point_nav_runs.sh by_steps    # batches counted in steps (official sampler)
-#   bash experiments/maml_point_nav_runs.sh paper_protocol  # re-evaluate every run above as the
-#       paper's test script measured (4000 env steps per point, 4 envs); writes
-#       <run dir>/eval_paper_protocol/results.json, leaves the run's own results alone
+#   bash experiments/maml_point_nav_runs.sh lockstep    # re-evaluate every run above as the
+#       paper's test script measured: rllab's VectorizedSampler, 40 envs stepping together until
+#       their completed episodes hold 4000 steps, unfinished ones dropped; writes
+#       <run dir>/eval_lockstep/results.json, leaves the run's own results alone
+#   bash experiments/maml_point_nav_runs.sh paper_protocol  # the sixth session's reading of it:
+#       4000 env steps per point over 4 envs, each finishing its episode (eval_paper_protocol)
 #   bash experiments/maml_point_nav_runs.sh halving     # re-evaluate every run with the step size
 #       halved after every step (1, 0.5, 0.25 x the first), into <run dir>/eval_halving
-#   python experiments/maml_point_nav_table.py > experiments/results/maml_point_nav.md
+#   python experiments/maml_point_nav_table.py   # the tables; it keeps every run's results in
+#       experiments/results/maml_point_nav_runs.json, so rows outlive runs/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=runs/maml_table
@@ -51,19 +55,26 @@ case "${1:-main}" in
   two_step) run maml_trpo_point_nav_2step 1 ;;
   mb40) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_mb40 "$s"; done ;;
   by_steps) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_by_steps "$s"; done ;;
-  paper_protocol)  # the oracle takes no gradient steps: its curve has nothing to re-measure
+  lockstep)  # the oracle takes no gradient steps: its curve has nothing to re-measure
     tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir/eval_paper_protocol" ] && continue
+      [ -d "$dir" ] && [ ! -d "$dir/eval_lockstep" ] || continue
+      python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
+        --set algo.eval_batch_envs=40 --set algo.eval_batch_mode=lockstep \
+        --out "$dir/eval_lockstep" | grep "step0"
+    done ;;
+  paper_protocol)
+    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
+      [ -d "$dir" ] && [ ! -d "$dir/eval_paper_protocol" ] || continue
       python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
         --set algo.eval_batch_envs=4 --out "$dir/eval_paper_protocol" | grep "step0"
     done ;;
   halving)  # chosen on train goals (see the results file); the oracle takes no steps
     tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir/eval_halving" ] && continue
+      [ -d "$dir" ] && [ ! -d "$dir/eval_halving" ] || continue
       python -m metarl.cli eval "$dir" --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" \
         --out "$dir/eval_halving" | grep "step0"
     done ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps,
-    paper_protocol, halving)" >&2
+    lockstep, paper_protocol, halving)" >&2
      exit 2 ;;
 esac

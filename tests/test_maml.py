@@ -299,3 +299,67 @@ def test_ppo_outer_update_reuses_the_sampled_inner_steps(name: str) -> None:
     assert reused == pytest.approx(recomputed, rel=1e-9, abs=1e-12)
     for a, b in zip(algos[0].policy.parameters(), algos[1].policy.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_table_script_keeps_each_run_after_its_directory_is_gone(tmp_path, monkeypatch) -> None:
+    """experiments/maml_point_nav_table.py copies a listed run's results into its committed
+    summaries and builds the same rows from them once the directory (never committed) is gone;
+    rows kept from before the summaries print where a preset has no summarized run."""
+    import importlib.util
+    import json
+    import shutil
+
+    from metarl.training import train
+
+    spec = importlib.util.spec_from_file_location(
+        "experiments_maml_table", EXPERIMENTS / "maml_point_nav_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = from_dict(
+        RunConfig,
+        {
+            "algorithm": "maml_trpo",
+            "env": ENV,
+            "name": "tiny_maml",
+            "seed": 2,
+            "total_env_steps": 120,
+            "runs_dir": str(tmp_path / "runs"),
+            "env_kwargs": SHORT,
+            "eval": {"num_tasks": 4, "splits": ["test"]},
+            "algo": {**TINY, "eval_episodes": 2, "eval_num_steps": 1},
+        },
+    )
+    run = train(cfg, progress=False)
+    log = tmp_path / "runs.tsv"
+    log.write_text(
+        "preset\tseed\twall_s\tload_before\tload_after\trun_dir\n"
+        f"old_preset\t1\t10.0\t1.0\t1.0\truns/gone\n"
+        f"tiny_maml\t2\t3.0\t0.5\t0.6\t{run}\n"
+    )
+    kept = "| `old_preset` | 1 | -1.00 ± 0.10 | | | | 10 | 1.0-1.0 |"
+    summaries = tmp_path / "summaries.json"
+    summaries.write_text(json.dumps({"pooled": {"results.json": {"old_preset": kept}}}))
+    monkeypatch.setattr(script, "LOG", log)
+    monkeypatch.setattr(script, "SUMMARIES", summaries)
+
+    def tables() -> str:
+        from contextlib import redirect_stdout
+        from io import StringIO
+
+        out = StringIO()
+        with redirect_stdout(out):
+            script.main()
+        return out.getvalue()
+
+    first = tables()
+    result = json.loads((run / "results.json").read_text())["maml_trpo"]["test"]
+    pairs = zip(result["mean"], result["ci95"], strict=True)
+    cells = " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in pairs)
+    assert f"| `tiny_maml` | 2 | {cells} |  |  | 3 | 0.5-0.6 |" in first
+    assert kept in first
+    stored = json.loads(summaries.read_text())["runs"][str(run)]
+    assert stored["results"]["results.json"]["num_tasks"] == 4
+    shutil.rmtree(run)
+    assert tables() == first
