@@ -10,6 +10,7 @@
 #   bash experiments/maml_point_nav_runs.sh two_step    # MAML-TRPO trained with 2 inner steps
 #   bash experiments/maml_point_nav_runs.sh mb40        # the official launcher's meta-batch 40
 #   bash experiments/maml_point_nav_runs.sh by_steps    # batches counted in steps (official sampler)
+#   bash experiments/maml_point_nav_runs.sh fullfvp     # curvature on the whole batch (official)
 #   bash experiments/maml_point_nav_runs.sh lockstep    # re-evaluate every run above as the
 #       paper's test script measured: rllab's VectorizedSampler, 40 envs stepping together until
 #       their completed episodes hold 4000 steps, unfinished ones dropped; writes
@@ -55,6 +56,7 @@ case "${1:-main}" in
   two_step) run maml_trpo_point_nav_2step 1 ;;
   mb40) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_mb40 "$s"; done ;;
   by_steps) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_by_steps "$s"; done ;;
+  fullfvp) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp "$s"; done ;;
   lockstep)  # the oracle takes no gradient steps: its curve has nothing to re-measure
     tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
       [ -d "$dir" ] && [ ! -d "$dir/eval_lockstep" ] || continue
@@ -74,7 +76,7 @@ case "${1:-main}" in
       python -m metarl.cli eval "$dir" --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" \
         --out "$dir/eval_halving" | grep "step0"
     done ;;
-  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps,
+  *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps, fullfvp,
     lockstep, paper_protocol, halving)" >&2
      exit 2 ;;
 esac
