@@ -54,6 +54,9 @@ class EvalConfig:
     """Evaluate tasks in chunks of this many (memory); None = all at once."""
     every: int = 0
     """Evaluate every this many iterations during training (0: only at the end)."""
+    tasks_file: str | None = None
+    """A task batch in JSON (:meth:`metarl.TaskBatch.to_json`) evaluated instead of sampled
+    tasks on its split, e.g. a paper's own test tasks; None: sample ``num_tasks``."""
 
 
 @dataclass

@@ -167,7 +167,8 @@ class Evaluator:
 
     Tasks come from their own generator, seeded by ``seed`` and distinct from the training
     stream, so evaluation tasks never overlap training tasks by construction and are the same
-    for every agent evaluated with the same seed.
+    for every agent evaluated with the same seed. ``fixed_tasks`` gives a split its tasks
+    instead (e.g. the tasks a paper evaluated on); ``num_tasks`` then does not apply to it.
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class Evaluator:
         backend: str | None = None,
         chunk_size: int | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
+        fixed_tasks: Mapping[str, TaskBatch] | None = None,
     ):
         from metarl.registry import make_distribution
 
@@ -198,8 +200,22 @@ class Evaluator:
         self.backend = backend
         self.chunk_size = chunk_size or num_tasks
         self.env_kwargs = dict(env_kwargs or {})
+        self.fixed_tasks = dict(fixed_tasks or {})
+        for s, batch in self.fixed_tasks.items():
+            if s not in self.splits or batch.split != s:
+                raise ValueError(
+                    f"fixed tasks for split {s!r} (a batch of split {batch.split!r}): the "
+                    f"evaluated splits are {list(self.splits)}"
+                )
+            if batch.family != self.distribution.family:
+                raise ValueError(
+                    f"fixed tasks of family {batch.family!r} cannot be evaluated on {env_id}, "
+                    f"whose family is {self.distribution.family!r}"
+                )
 
     def tasks(self, split: str) -> TaskBatch:
+        if split in self.fixed_tasks:
+            return self.fixed_tasks[split]
         gen = torch.Generator().manual_seed(self.seed + self.distribution.splits.index(split))
         return self.distribution.sample(self.num_tasks, split, gen)
 

@@ -30,6 +30,7 @@ from metarl.evaluation import EvalResult, Evaluator, write_results
 from metarl.logger import Logger, make_run_dir
 from metarl.registry import task_env_spec
 from metarl.runtime import keep_freed_memory, set_torch_threads
+from metarl.tasks import TaskBatch
 
 __all__ = ["train", "build_algorithm", "evaluate_run", "DivergenceError", "load_run_config"]
 
@@ -55,6 +56,10 @@ def build_algorithm(cfg: RunConfig) -> Algorithm:
 
 def make_evaluator(cfg: RunConfig) -> Evaluator:
     e = cfg.eval
+    fixed = None
+    if e.tasks_file is not None:
+        batch = TaskBatch.from_json(Path(e.tasks_file).read_text())
+        fixed = {batch.split: batch}
     return Evaluator(
         cfg.env,
         e.splits,
@@ -64,6 +69,7 @@ def make_evaluator(cfg: RunConfig) -> Evaluator:
         cfg.backend,
         e.chunk_size,
         cfg.env_kwargs,
+        fixed_tasks=fixed,
     )
 
 

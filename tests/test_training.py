@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -198,6 +199,29 @@ def test_cli_train_default_smoke_and_eval(tmp_path):
     assert other.returncode == 0, other.stderr
     assert set(json.loads((out / "results.json").read_text())["maml_trpo"]) == {"test"}
     assert json.loads((run / "results.json").read_text())["maml_trpo"]["ood"]["num_tasks"] == 3
+    # the MAML paper's own 40 test goals, drawn by its test script's lockstep sampler
+    goals = Path(__file__).resolve().parents[1] / "experiments" / "point_nav_paper_test_goals.json"
+    paper = [
+        *("--set", f"eval.tasks_file={goals}", "--set", "algo.eval_batch_steps=400"),
+        *("--set", "algo.eval_batch_envs=4", "--set", "algo.eval_batch_mode=lockstep"),
+    ]
+    out = tmp_path / "paper_goals"
+    on_goals = _cli("eval", str(run), *paper, "--out", str(out), "--splits", "test", cwd=tmp_path)
+    assert on_goals.returncode == 0, on_goals.stderr
+    assert json.loads((out / "results.json").read_text())["maml_trpo"]["test"]["num_tasks"] == 40
+
+
+def test_fixed_evaluation_tasks_replace_the_sampled_ones_of_their_split():
+    from metarl.evaluation import Evaluator
+
+    goals = metarl.TaskBatch("point_nav", "test", {"goal": torch.tensor([[0.1, 0.2], [0.3, 0.4]])})
+    evaluator = Evaluator("metarl/PointNav-v0", ("test", "ood"), 5, fixed_tasks={"test": goals})
+    assert evaluator.tasks("test") is goals and len(evaluator.tasks("ood")) == 5
+    with pytest.raises(ValueError, match="evaluated splits are \\['test'\\]"):
+        Evaluator("metarl/PointNav-v0", ("test",), fixed_tasks={"ood": goals})
+    arms = metarl.TaskBatch("bandit", "test", {"p": torch.rand(2, 5)})
+    with pytest.raises(ValueError, match="family 'bandit' cannot be evaluated on metarl/PointNav"):
+        Evaluator("metarl/PointNav-v0", ("test",), fixed_tasks={"test": arms})
 
 
 def test_cli_eval_uses_the_runs_torch_threads(tmp_path):
