@@ -15,6 +15,8 @@
 #       paper's test script measured: rllab's VectorizedSampler, 40 envs stepping together until
 #       their completed episodes hold 4000 steps, unfinished ones dropped; writes
 #       <run dir>/eval_lockstep/results.json, leaves the run's own results alone
+#   bash experiments/maml_point_nav_runs.sh paper_goals # the same on the paper's own 40 test goals
+#       (experiments/point_nav_paper_test_goals.json), into <run dir>/eval_paper_goals
 #   bash experiments/maml_point_nav_runs.sh paper_protocol  # the sixth session's reading of it:
 #       4000 env steps per point over 4 envs, each finishing its episode (eval_paper_protocol)
 #   bash experiments/maml_point_nav_runs.sh halving     # re-evaluate every run with the step size
@@ -64,6 +66,13 @@ case "${1:-main}" in
         --set algo.eval_batch_envs=40 --set algo.eval_batch_mode=lockstep \
         --out "$dir/eval_lockstep" | grep "step0"
     done ;;
+  paper_goals)
+    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
+      [ -d "$dir" ] && [ ! -d "$dir/eval_paper_goals" ] || continue
+      python -m metarl.cli eval "$dir" --set eval.tasks_file=experiments/point_nav_paper_test_goals.json \
+        --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=40 \
+        --set algo.eval_batch_mode=lockstep --out "$dir/eval_paper_goals" | grep "step0"
+    done ;;
   paper_protocol)
     tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
       [ -d "$dir" ] && [ ! -d "$dir/eval_paper_protocol" ] || continue
@@ -77,6 +86,6 @@ case "${1:-main}" in
         --out "$dir/eval_halving" | grep "step0"
     done ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps, fullfvp,
-    lockstep, paper_protocol, halving)" >&2
+    lockstep, paper_goals, paper_protocol, halving)" >&2
      exit 2 ;;
 esac

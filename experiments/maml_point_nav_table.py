@@ -42,6 +42,11 @@ TABLES = [
         "eval_lockstep/results.json",
     ),
     (
+        "The paper's test protocol on **the paper's own 40 test goals** "
+        "(`experiments/point_nav_paper_test_goals.json`), the preset's step sizes:",
+        "eval_paper_goals/results.json",
+    ),
+    (
         "Whole episodes until 4000 environment steps, 4 environments each finishing its share "
         "(the sixth session's reading of the paper's protocol), the preset's step sizes:",
         "eval_paper_protocol/results.json",
@@ -100,7 +105,7 @@ def summarize(log: list[dict], store: dict) -> None:
 def row(preset: str, recs: list[dict], results: str) -> str | None:
     """The markdown row of ``preset`` from its summarized runs (the last run of each seed)."""
     latest = {r["seed"]: r for r in recs if results in r["results"]}
-    recs = list(latest.values())
+    recs = sorted(latest.values(), key=lambda r: int(r["seed"]))
     if not recs:
         return None
     means, ci_p, ci_s = pooled([r["results"][results] for r in recs])
