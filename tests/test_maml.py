@@ -363,3 +363,24 @@ def test_table_script_keeps_each_run_after_its_directory_is_gone(tmp_path, monke
     assert stored["results"]["results.json"]["num_tasks"] == 4
     shutil.rmtree(run)
     assert tables() == first
+
+
+def test_paper_test_goals_file_is_what_its_script_writes() -> None:
+    """experiments/point_nav_paper_test_goals.json holds the official test script's 40 goals:
+    NumPy's legacy stream seeded with 1, whose first draws are 0.417022 and 0.720324, shifted
+    to [-0.5, 0.5)."""
+    import importlib.util
+
+    from metarl.tasks import TaskBatch
+
+    spec = importlib.util.spec_from_file_location(
+        "experiments_paper_goals", EXPERIMENTS / "point_nav_paper_goals.py"
+    )
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    stored = TaskBatch.from_json((EXPERIMENTS / "point_nav_paper_test_goals.json").read_text())
+    goals = script.paper_goals().params["goal"]
+    assert torch.equal(stored.params["goal"], goals) and goals.shape == (40, 2)
+    assert torch.allclose(goals[0], torch.tensor([-0.082978, 0.22032449]), atol=1e-6)
+    assert stored.family == "point_nav" and stored.split == "test"
