@@ -140,6 +140,11 @@ def check_eval_batch(
     if batch_mode not in ("share", "lockstep"):
         raise ValueError(f"eval_batch_mode={batch_mode!r} must be 'share' or 'lockstep'")
     if batch_steps is None:
+        if batch_mode != "share":
+            raise ValueError(
+                f"eval_batch_mode={batch_mode!r} needs eval_batch_steps (a step budget per task); "
+                "without one each point is eval_episodes whole trajectories"
+            )
         return None
     if not isinstance(batch_envs, int) or batch_envs < 1:
         raise ValueError(f"eval_batch_envs={batch_envs!r} must be a positive int")

@@ -235,6 +235,8 @@ def test_step_budget_evaluation_samples_exactly_its_budget(name: str, mode: str)
         make(eval_batch_steps=60, eval_batch_envs=0)
     with pytest.raises(ValueError, match="eval_batch_mode='parallel' is not allowed"):
         make(eval_batch_steps=60, eval_batch_envs=3, eval_batch_mode="parallel")
+    with pytest.raises(ValueError, match="eval_batch_mode='lockstep' needs eval_batch_steps"):
+        make(eval_batch_mode="lockstep")
 
 
 @pytest.mark.parametrize("name", ["pretrained_finetune", "oracle"])

@@ -164,10 +164,11 @@ class MAMLConfig:
     """Trajectories per task and evaluation step (paper: 40)."""
     eval_batch_steps: int | None = None
     """If set, each evaluation point samples whole episodes until it has at least this many
-    environment steps per task, instead of ``eval_episodes`` trajectories: rllab's batch
-    sampler, which produced the MAML paper's numbers (its test script: 4000 steps). The score is
-    the mean over the batch's episodes; see :meth:`metarl.adaptation.InnerRule.curve` for why
-    it is higher than the per-trajectory mean."""
+    environment steps per task, instead of ``eval_episodes`` trajectories: rllab's samplers,
+    which produced the MAML paper's numbers (its test script: 4000 steps, with
+    ``eval_batch_envs = 40`` and ``eval_batch_mode = "lockstep"``). The score is the mean over
+    the batch's episodes; see :meth:`metarl.adaptation.InnerRule.curve` for why it is higher
+    than the per-trajectory mean."""
     eval_batch_envs: int = 4
     """With ``eval_batch_steps``: environments per task sharing the budget, each running episodes
     back to back (the paper's test script: 40, its 4000 steps over the 100-step horizon)."""
