@@ -11,6 +11,7 @@
 #   bash experiments/maml_point_nav_runs.sh mb40        # the official launcher's meta-batch 40
 #   bash experiments/maml_point_nav_runs.sh by_steps    # batches counted in steps (official sampler)
 #   bash experiments/maml_point_nav_runs.sh fullfvp     # curvature on the whole batch (official)
+#   bash experiments/maml_point_nav_runs.sh fullfvp_by_steps  # and batches counted in steps
 #   bash experiments/maml_point_nav_runs.sh lockstep    # re-evaluate every run above as the
 #       paper's test script measured: rllab's VectorizedSampler, 40 envs stepping together until
 #       their completed episodes hold 4000 steps, unfinished ones dropped; writes
@@ -59,6 +60,8 @@ case "${1:-main}" in
   mb40) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_mb40 "$s"; done ;;
   by_steps) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_by_steps "$s"; done ;;
   fullfvp) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp "$s"; done ;;
+  fullfvp_by_steps)
+    for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp_by_steps "$s"; done ;;
   lockstep)  # the oracle takes no gradient steps: its curve has nothing to re-measure
     tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
       [ -d "$dir" ] && [ ! -d "$dir/eval_lockstep" ] || continue
@@ -86,6 +89,6 @@ case "${1:-main}" in
         --out "$dir/eval_halving" | grep "step0"
     done ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps, fullfvp,
-    lockstep, paper_goals, paper_protocol, halving)" >&2
+    fullfvp_by_steps, lockstep, paper_goals, paper_protocol, halving)" >&2
      exit 2 ;;
 esac
