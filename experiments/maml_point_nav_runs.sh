@@ -44,6 +44,15 @@ run() {  # preset seed
   printf '%s\n' "$out" | tail -n 3
 }
 
+reevaluate() {  # out_name overrides...: every listed run still on disk and not yet evaluated so
+  # (the oracle takes no gradient steps: its curve has nothing to re-measure)
+  local name=$1; shift
+  tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
+    [ -d "$dir" ] && [ ! -d "$dir/$name" ] || continue
+    python -m metarl.cli eval "$dir" "$@" --out "$dir/$name" | grep "step0"
+  done
+}
+
 case "${1:-main}" in
   main) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav "$s"; done ;;
   baselines)
@@ -62,32 +71,17 @@ case "${1:-main}" in
   fullfvp) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp "$s"; done ;;
   fullfvp_by_steps)
     for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp_by_steps "$s"; done ;;
-  lockstep)  # the oracle takes no gradient steps: its curve has nothing to re-measure
-    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir" ] && [ ! -d "$dir/eval_lockstep" ] || continue
-      python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
-        --set algo.eval_batch_envs=40 --set algo.eval_batch_mode=lockstep \
-        --out "$dir/eval_lockstep" | grep "step0"
-    done ;;
+  lockstep)
+    reevaluate eval_lockstep --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=40 \
+      --set algo.eval_batch_mode=lockstep ;;
   paper_goals)
-    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir" ] && [ ! -d "$dir/eval_paper_goals" ] || continue
-      python -m metarl.cli eval "$dir" --set eval.tasks_file=experiments/point_nav_paper_test_goals.json \
-        --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=40 \
-        --set algo.eval_batch_mode=lockstep --out "$dir/eval_paper_goals" | grep "step0"
-    done ;;
+    reevaluate eval_paper_goals --set eval.tasks_file=experiments/point_nav_paper_test_goals.json \
+      --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=40 \
+      --set algo.eval_batch_mode=lockstep ;;
   paper_protocol)
-    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir" ] && [ ! -d "$dir/eval_paper_protocol" ] || continue
-      python -m metarl.cli eval "$dir" --set algo.eval_batch_steps=4000 \
-        --set algo.eval_batch_envs=4 --out "$dir/eval_paper_protocol" | grep "step0"
-    done ;;
-  halving)  # chosen on train goals (see the results file); the oracle takes no steps
-    tail -n +2 "$LOG" | cut -f6 | grep -v oracle | sort -u | while read -r dir; do
-      [ -d "$dir" ] && [ ! -d "$dir/eval_halving" ] || continue
-      python -m metarl.cli eval "$dir" --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" \
-        --out "$dir/eval_halving" | grep "step0"
-    done ;;
+    reevaluate eval_paper_protocol --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=4 ;;
+  halving)  # chosen on train goals (see the results file)
+    reevaluate eval_halving --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps, fullfvp,
     fullfvp_by_steps, lockstep, paper_goals, paper_protocol, halving)" >&2
      exit 2 ;;
