@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from metarl.adaptation import InnerRule, make_actor, step_size_schedule
+from metarl.adaptation import (
+    InnerRule,
+    detach_distribution,
+    kl_per_task,
+    make_actor,
+    step_size_schedule,
+)
 from metarl.algorithms import get_algorithm
 from metarl.algorithms.oracle import TaskObservationEnv
 from metarl.config import RunConfig, from_dict, load_config
@@ -154,6 +160,55 @@ def test_factored_curvature_product_is_the_hessian_of_the_adapted_kl(
         b = other.sample(differentiable=True)
         assert b.query is not None
         assert isinstance(other.curvature(b.support, b.query, b.chain), torch.Tensor)
+
+
+@pytest.mark.parametrize("closed_form", [True, False])
+def test_subsampled_curvature_is_evaluated_at_the_whole_batch_adapted_weights(
+    closed_form: bool,
+) -> None:
+    """With fvp_subsample < 1 the metric is J_s^T F_s J_s: J_s = I - alpha H_s with H_s the
+    inner loss's Hessian on the support subsample at theta, F_s the KL's Hessian on the query
+    subsample at the adapted weights the whole support batch gave (not at weights adapted on the
+    subsample). Built here by hand, by autograd, from those definitions."""
+    algo = _make("maml_trpo", fvp_subsample=0.5, closed_form_curvature=closed_form, inner_lr=0.3)
+    algo.policy.double()
+    algo.env.set_tasks(algo.sample_tasks(3))
+    batch = algo.sample(differentiable=True)
+    assert batch.query is not None
+    state = algo.generator.get_state()
+    product = algo.curvature(batch.support, batch.query, batch.chain)
+    assert callable(product)
+    algo.generator.set_state(state)  # curvature_product draws the query subsample first
+    sub_query = batch.query.subsample(0.5, algo.generator)
+    sub_support = batch.support[0].subsample(0.5, algo.generator)
+    names = list(batch.chain[0])
+    theta = {k: v.detach().clone().requires_grad_() for k, v in batch.chain[0].items()}
+    grads = algo.rule.gradients(algo.policy, theta, sub_support, create_graph=True)
+    adapted = {k: v.detach().clone().requires_grad_() for k, v in batch.chain[1].items()}
+    dist = algo.policy.distribution(sub_query.obs, adapted, True)
+    kl = kl_per_task(detach_distribution(dist), dist, sub_query).mean()
+    kl_grads = torch.autograd.grad(kl, list(adapted.values()), create_graph=True)
+
+    def hvp(gs: tuple[torch.Tensor, ...] | list[torch.Tensor], at: dict, u: list) -> list:
+        dot = sum((g * x).sum() for g, x in zip(gs, u, strict=True))
+        return list(torch.autograd.grad(dot, list(at.values()), retain_graph=True))
+
+    def jac(u: list) -> list:  # J_s u, J_s symmetric
+        return [x - 0.3 * h for x, h in zip(u, hvp(grads, theta, u), strict=True)]
+
+    sizes = [v[0].numel() for v in theta.values()]
+    for seed in range(2):
+        v = torch.randn(sum(sizes), generator=torch.Generator().manual_seed(seed)).double()
+        u = [
+            x.view_as(theta[k][0]).expand_as(theta[k])
+            for x, k in zip(v.split(sizes), names, strict=True)
+        ]
+        w = jac(hvp(kl_grads, adapted, jac(u)))
+        expected = torch.cat([x.sum(0).reshape(-1) for x in w])
+        torch.testing.assert_close(product(v), expected, rtol=1e-8, atol=1e-10)
+    # the sub-adapted weights differ from the whole-batch ones: the test tells the two apart
+    stepped = {k: theta[k] - 0.3 * g for k, g in zip(names, grads, strict=True)}
+    assert not torch.allclose(stepped["log_std"], batch.chain[1]["log_std"])
 
 
 def test_inner_step_improves_the_inner_objective_on_its_data() -> None:

@@ -386,10 +386,12 @@ class MAML(Algorithm):
         whose Hessian ``trpo_step`` differentiates (:meth:`curvature_kl`)."""
         c = self.config
         if c.fvp_through_inner and not c.first_order and self.step_sizes is None:
-            return self.curvature_product(support, query)
+            return self.curvature_product(support, query, chain)
         return self.curvature_kl(support, query, chain)
 
-    def curvature_product(self, support: list[StepBatch], query: StepBatch) -> CurvatureProduct:
+    def curvature_product(
+        self, support: list[StepBatch], query: StepBatch, chain: list[Params]
+    ) -> CurvatureProduct:
         """``v -> H v`` for ``H`` the Hessian at ``theta`` of ``KL(pi_old' || pi_theta')``
         through the inner steps, exactly, without third derivatives.
 
@@ -401,9 +403,10 @@ class MAML(Algorithm):
         and ``J^T w`` backward, each a Hessian-vector product of an inner loss; with ``F'`` that
         is ``2K + 1`` second-order products per ``v`` instead of one third-order pass through
         the gradient of the KL's gradient (:meth:`curvature_kl`, the same matrix). The data
-        are the same subsamples :meth:`curvature_kl` would draw. The products are formed in
-        closed form (:mod:`metarl.curvature`) for a Gaussian MLP policy and the ``vpg`` inner
-        objective unless ``closed_form_curvature`` is off, by autograd otherwise.
+        are the same subsamples :meth:`curvature_kl` would draw; every factor is evaluated at
+        the weights ``chain`` holds, the inner steps as taken on the whole batch. The products
+        are formed in closed form (:mod:`metarl.curvature`) for a Gaussian MLP policy and the
+        ``vpg`` inner objective unless ``closed_form_curvature`` is off, by autograd otherwise.
         """
         c = self.config
         schedule = self.train_step_sizes(len(support))
@@ -416,13 +419,14 @@ class MAML(Algorithm):
         sub_query = query.subsample(c.fvp_subsample, self.generator)
         sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
         theta = {k: v.detach() for k, v in self.policy.params().items()}
+        points = [{k: v.detach() for k, v in p.items()} for p in chain]
         closed_form = (
             c.closed_form_curvature
             and self.rule.objective == "vpg"
             and supports_closed_form(self.policy)
         )
         make = _closed_form_steps if closed_form else self._autograd_steps
-        steps, fisher = make(self.policy, theta, sub_support, sub_query, lrs)
+        steps, fisher = make(self.policy, points, sub_support, sub_query, lrs)
         sizes = [v.numel() for v in theta.values()]
         n = query.num_tasks
 
@@ -445,24 +449,22 @@ class MAML(Algorithm):
     def _autograd_steps(
         self,
         policy: MLPPolicy,
-        theta: Params,
+        points: list[Params],
         support: list[StepBatch],
         query: StepBatch,
         lrs: list[float],
     ) -> tuple[list[tuple[_Product, float]], _Product]:
-        """The inner Hessians and the Fisher at the adapted weights as autograd products."""
-        n = query.num_tasks
-        # Each inner step from a fresh leaf (its value as the chain has it), with the gradient's
-        # graph kept for the Hessian-vector products at that step.
+        """The inner Hessians at ``points[:-1]`` and the Fisher at ``points[-1]`` as autograd
+        products (``points``: the task-stacked weights before and after each inner step)."""
+        # Each inner step's gradient from a fresh leaf, its graph kept for the Hessian-vector
+        # products at that point.
         steps: list[tuple[_Product, float]] = []
-        current = expand_params(theta, n)
         with torch.enable_grad():
-            for batch, lr in zip(support, lrs, strict=True):
-                at = {k: v.detach().clone().requires_grad_() for k, v in current.items()}
+            for at, batch, lr in zip(points, support, lrs, strict=False):
+                at = {k: v.clone().requires_grad_() for k, v in at.items()}
                 grads = self.rule.gradients(policy, at, batch, create_graph=True)
                 steps.append((_autograd_hvp(at, grads), lr))
-                current = {k: (at[k] - lr * g).detach() for k, g in zip(at, grads, strict=True)}
-            adapted = {k: v.detach().clone().requires_grad_() for k, v in current.items()}
+            adapted = {k: v.clone().requires_grad_() for k, v in points[-1].items()}
             dist = policy.distribution(query.obs, adapted, True)
             kl = kl_per_task(detach_distribution(dist), dist, query).mean()
             kl_grads = list(torch.autograd.grad(kl, list(adapted.values()), create_graph=True))
@@ -472,17 +474,28 @@ class MAML(Algorithm):
         self, support: list[StepBatch], query: StepBatch, chain: list[Params]
     ) -> torch.Tensor:
         """KL(pi_old' || pi') on a subsample, zero with zero gradient at ``theta``: its Hessian
-        is TRPO's metric. Through the inner steps (recomputed on the subsampled support data,
-        so the old policy is the same function) unless ``fvp_through_inner`` is off, in which
-        case the adapted weights enter with ``d theta'/d theta = I``."""
+        is TRPO's metric.
+
+        Through the inner steps unless ``fvp_through_inner`` is off, in which case the adapted
+        weights enter with ``d theta'/d theta = I``. Each inner step is recomputed on its
+        subsampled support data for its derivative, then moved back onto the weights ``chain``
+        holds (``x + (y - y.detach())`` keeps the value ``x`` and the derivative of ``y``), so
+        every factor of the metric is evaluated where the whole-batch inner steps went rather
+        than where a step on a tenth of the data would have gone.
+        """
         c = self.config
         sub_query = query.subsample(c.fvp_subsample, self.generator)
+        n = query.num_tasks
         if c.fvp_through_inner and not c.first_order:
             sub_support = [b.subsample(c.fvp_subsample, self.generator) for b in support]
-            adapted = self.adapt(sub_support, create_graph=True)[-1]
+            lrs = self.train_step_sizes(len(support))
+            adapted = expand_params(self.policy.params(), n)
+            for batch, lr, point in zip(sub_support, lrs, chain[1:], strict=True):
+                step = self.rule.step(self.policy, adapted, batch, lr, True)
+                adapted = {k: point[k].detach() + step[k] - step[k].detach() for k in step}
         else:
-            theta = expand_params(self.policy.params(), query.num_tasks)
-            adapted = {n: chain[-1][n].detach() + theta[n] - theta[n].detach() for n in theta}
+            theta = expand_params(self.policy.params(), n)
+            adapted = {k: chain[-1][k].detach() + theta[k] - theta[k].detach() for k in theta}
         dist = self.policy.distribution(sub_query.obs, adapted, True)
         return kl_per_task(detach_distribution(dist), dist, sub_query).mean()
 
@@ -599,23 +612,22 @@ def _autograd_hvp(at: Params, grads: list[torch.Tensor]) -> _Product:
 
 def _closed_form_steps(
     policy: MLPPolicy,
-    theta: Params,
+    points: list[Params],
     support: list[StepBatch],
     query: StepBatch,
     lrs: list[float],
 ) -> tuple[list[tuple[_Product, float]], _Product]:
-    """The inner Hessians and the Fisher at the adapted weights in closed form
-    (:mod:`metarl.curvature`): the same products as :meth:`MAML._autograd_steps`."""
+    """The inner Hessians and the Fisher at ``points`` in closed form (:mod:`metarl.curvature`):
+    the same products as :meth:`MAML._autograd_steps`."""
     assert isinstance(policy, GaussianMLPPolicy)
-    steps: list[tuple[_Product, float]] = []
-    current = expand_params(theta, query.num_tasks)
-    for batch, lr in zip(support, lrs, strict=True):
-        hessian = PolicyGradientHessian(
-            policy, current, batch.obs, batch.actions, -batch.weight * batch.advantages
+    steps: list[tuple[_Product, float]] = [
+        (
+            PolicyGradientHessian(policy, at, b.obs, b.actions, -b.weight * b.advantages),
+            lr,
         )
-        steps.append((hessian, lr))
-        current = {k: v - lr * hessian.gradient[k] for k, v in current.items()}
-    fisher = GaussianFisher(policy, current, query.obs, query.weight, 1.0 / query.num_tasks)
+        for at, b, lr in zip(points, support, lrs, strict=False)
+    ]
+    fisher = GaussianFisher(policy, points[-1], query.obs, query.weight, 1.0 / query.num_tasks)
     return steps, fisher
 
 
