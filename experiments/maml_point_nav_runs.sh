@@ -12,6 +12,9 @@
 #   bash experiments/maml_point_nav_runs.sh by_steps    # batches counted in steps (official sampler)
 #   bash experiments/maml_point_nav_runs.sh fullfvp     # curvature on the whole batch (official)
 #   bash experiments/maml_point_nav_runs.sh fullfvp_by_steps  # and batches counted in steps
+#   bash experiments/maml_point_nav_runs.sh fvp20       # curvature on 20% of the steps, 5 seeds
+#   SEEDS="1 2" bash experiments/maml_point_nav_runs.sh preset NAME  # any preset, e.g. to re-run
+#       a row after a change to the algorithm (the tables keep the latest run of each seed)
 #   bash experiments/maml_point_nav_runs.sh lockstep    # re-evaluate every run above as the
 #       paper's test script measured: rllab's VectorizedSampler, 40 envs stepping together until
 #       their completed episodes hold 4000 steps, unfinished ones dropped; writes
@@ -71,6 +74,10 @@ case "${1:-main}" in
   fullfvp) for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp "$s"; done ;;
   fullfvp_by_steps)
     for s in ${SEEDS:-1 2 3}; do run maml_trpo_point_nav_lr01_fullfvp_by_steps "$s"; done ;;
+  fvp20) for s in ${SEEDS:-1 2 3 4 5}; do run maml_trpo_point_nav_lr01_fvp20 "$s"; done ;;
+  preset)
+    [ -f "experiments/${2:-}.toml" ] || { echo "preset: no experiments/${2:-}.toml" >&2; exit 2; }
+    for s in ${SEEDS:-1}; do run "$2" "$s"; done ;;
   lockstep)
     reevaluate eval_lockstep --set algo.eval_batch_steps=4000 --set algo.eval_batch_envs=40 \
       --set algo.eval_batch_mode=lockstep ;;
@@ -83,6 +90,6 @@ case "${1:-main}" in
   halving)  # chosen on train goals (see the results file)
     reevaluate eval_halving --set "algo.eval_lr_multipliers=[1.0,0.5,0.25]" ;;
   *) echo "unknown group $1 (main, baselines, variants, lr01, two_step, mb40, by_steps, fullfvp,
-    fullfvp_by_steps, lockstep, paper_goals, paper_protocol, halving)" >&2
+    fullfvp_by_steps, fvp20, preset NAME, lockstep, paper_goals, paper_protocol, halving)" >&2
      exit 2 ;;
 esac

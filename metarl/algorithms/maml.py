@@ -128,10 +128,11 @@ class MAMLConfig:
     """TRPO: shrink factor of each line-search step."""
     fvp_subsample: float = 0.1
     """TRPO: fraction of each task's steps the curvature products use (the TRPO paper's
-    appendix C subsamples them the same way); the gradient and line search use all steps. 1.0
-    is the official MAML code's setting (its conjugate-gradient optimizer used the whole batch)
-    and costs several times more per iteration; on 2D navigation it is what makes the second
-    and third test-time steps keep improving (experiments/results/maml_point_nav.md)."""
+    appendix C subsamples them the same way), evaluated at the weights the whole batch's inner
+    steps reached; the gradient and line search use all steps. 1.0 is the official MAML code's
+    setting (its conjugate-gradient optimizer used the whole batch) and costs about 3.5x more
+    per iteration at the paper's setting; 0.2 costs 1.3x and is what the 2D-navigation
+    reproduction uses (experiments/results/maml_point_nav.md)."""
     fvp_through_inner: bool = True
     """TRPO: curvature = Hessian of the post-adaptation KL through the inner steps (exact);
     False: the Fisher at the adapted parameters (drops d theta'/d theta, much cheaper)."""
