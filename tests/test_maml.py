@@ -441,3 +441,21 @@ def test_paper_test_goals_file_is_what_its_script_writes() -> None:
     assert torch.equal(stored.params["goal"], goals) and goals.shape == (40, 2)
     assert torch.allclose(goals[0], torch.tensor([-0.082978, 0.22032449]), atol=1e-6)
     assert stored.family == "point_nav" and stored.split == "test"
+
+
+def test_committed_table_rows_kept_from_before_the_summaries_are_result_rows() -> None:
+    """Every row kept in experiments/results/maml_point_nav_runs.json from before the summaries
+    existed is a table row of that preset with numbers (the eighth session's import had taken
+    rows of the commands table for nine presets of the fifth table)."""
+    import json
+    import re
+
+    store = json.loads((EXPERIMENTS / "results" / "maml_point_nav_runs.json").read_text())
+    cell = r" -?\d+\.\d\d ± \d+\.\d\d"
+    for results, rows in store["pooled"].items():
+        for preset, line in rows.items():
+            assert re.match(rf"^\| `{re.escape(preset)}` \| [\d,]+ \|{cell}", line), (
+                results,
+                preset,
+                line[:80],
+            )
