@@ -461,8 +461,8 @@ class MAML(Algorithm):
         # products at that point.
         steps: list[tuple[_Product, float]] = []
         with torch.enable_grad():
-            for at, batch, lr in zip(points, support, lrs, strict=False):
-                at = {k: v.clone().requires_grad_() for k, v in at.items()}
+            for point, batch, lr in zip(points[:-1], support, lrs, strict=True):
+                at = {k: v.clone().requires_grad_() for k, v in point.items()}
                 grads = self.rule.gradients(policy, at, batch, create_graph=True)
                 steps.append((_autograd_hvp(at, grads), lr))
             adapted = {k: v.clone().requires_grad_() for k, v in points[-1].items()}
@@ -626,7 +626,7 @@ def _closed_form_steps(
             PolicyGradientHessian(policy, at, b.obs, b.actions, -b.weight * b.advantages),
             lr,
         )
-        for at, b, lr in zip(points, support, lrs, strict=False)
+        for at, b, lr in zip(points[:-1], support, lrs, strict=True)
     ]
     fisher = GaussianFisher(policy, points[-1], query.obs, query.weight, 1.0 / query.num_tasks)
     return steps, fisher
